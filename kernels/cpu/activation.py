@@ -1,0 +1,31 @@
+"""ReLU and ReLU6 as one clamp: y = min(max(x, 0), cap), with cap = inf for ReLU and 6 for ReLU6."""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def _clamp(x, cap, y):
+    for i in prange(x.size):
+        v = x[i]
+        y[i] = 0 if v <= 0 else (cap if v > cap else v)
+
+
+@njit(parallel=True, cache=True)
+def _clamp_backward(x, gy, cap, gx):
+    # the gradient passes where 0 < x < cap (PyTorch's rule: none at the kinks themselves)
+    for i in prange(x.size):
+        gx[i] = gy[i] if 0 < x[i] < cap else 0
+
+
+def relu(x, cap=np.inf):
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    _clamp(x.reshape(-1), x.dtype.type(cap), y.reshape(-1))
+    return y
+
+
+def relu_backward(x, gy, cap=np.inf):
+    x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
+    gx = np.empty_like(gy)
+    _clamp_backward(x.reshape(-1), gy.reshape(-1), x.dtype.type(cap), gx.reshape(-1))
+    return gx

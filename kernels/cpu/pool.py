@@ -1,0 +1,122 @@
+"""Max and average pooling over NCHW planes, forward and backward; one thread owns each (n, c) plane.
+
+Window (oy, ox) covers rows oy·sh − ph + i·dh (i < kh) and the matching columns; positions in the padding
+are skipped by max pooling and counted (or not, `count_include_pad`) by average pooling, as PyTorch does.
+"""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def _max_pool(x, kh, kw, sh, sw, ph, pw, dh, dw, y, argmax):
+    n_images, channels, h, w = x.shape
+    oh, ow = y.shape[2], y.shape[3]
+    for plane in prange(n_images * channels):
+        n, c = plane // channels, plane % channels
+        for oy in range(oh):
+            for ox in range(ow):
+                best, where = x.dtype.type(0), -1
+                for i in range(kh):
+                    iy = oy * sh - ph + i * dh
+                    if 0 <= iy < h:
+                        for j in range(kw):
+                            ix = ox * sw - pw + j * dw
+                            if 0 <= ix < w:
+                                v = x[n, c, iy, ix]
+                                # strict '>' keeps the first maximum in row-major window order; NaN wins
+                                if where < 0 or v > best or v != v:
+                                    best, where = v, iy * w + ix
+                y[n, c, oy, ox] = best
+                argmax[n, c, oy, ox] = where
+
+
+@njit(parallel=True, cache=True)
+def _max_pool_backward(gy, argmax, gx):
+    n_images, channels, h, w = gx.shape
+    oh, ow = gy.shape[2], gy.shape[3]
+    for plane in prange(n_images * channels):
+        n, c = plane // channels, plane % channels
+        gx[n, c] = 0
+        for oy in range(oh):
+            for ox in range(ow):
+                where = argmax[n, c, oy, ox]
+                gx[n, c, where // w, where % w] += gy[n, c, oy, ox]
+
+
+@njit(inline="always")
+def _avg_window(oy, ox, kh, kw, sh, sw, ph, pw, h, w, count_include_pad, divisor_override):
+    """Clipped window bounds [y0, y1) × [x0, x1) and the divisor PyTorch uses for it."""
+    y0, x0 = oy * sh - ph, ox * sw - pw
+    y1, x1 = min(y0 + kh, h + ph), min(x0 + kw, w + pw)
+    padded_size = (y1 - y0) * (x1 - x0)
+    y0, x0, y1, x1 = max(y0, 0), max(x0, 0), min(y1, h), min(x1, w)
+    if divisor_override > 0:
+        divisor = divisor_override
+    elif count_include_pad:
+        divisor = padded_size
+    else:
+        divisor = (y1 - y0) * (x1 - x0)
+    return y0, x0, y1, x1, divisor
+
+
+@njit(parallel=True, cache=True)
+def _avg_pool(x, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_override, y):
+    n_images, channels, h, w = x.shape
+    oh, ow = y.shape[2], y.shape[3]
+    for plane in prange(n_images * channels):
+        n, c = plane // channels, plane % channels
+        for oy in range(oh):
+            for ox in range(ow):
+                y0, x0, y1, x1, divisor = _avg_window(oy, ox, kh, kw, sh, sw, ph, pw, h, w,
+                                                      count_include_pad, divisor_override)
+                total = x.dtype.type(0)
+                for iy in range(y0, y1):
+                    for ix in range(x0, x1):
+                        total += x[n, c, iy, ix]
+                y[n, c, oy, ox] = total / divisor if y1 > y0 and x1 > x0 else 0
+
+
+@njit(parallel=True, cache=True)
+def _avg_pool_backward(gy, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_override, gx):
+    n_images, channels, h, w = gx.shape
+    oh, ow = gy.shape[2], gy.shape[3]
+    for plane in prange(n_images * channels):
+        n, c = plane // channels, plane % channels
+        gx[n, c] = 0
+        for oy in range(oh):
+            for ox in range(ow):
+                y0, x0, y1, x1, divisor = _avg_window(oy, ox, kh, kw, sh, sw, ph, pw, h, w,
+                                                      count_include_pad, divisor_override)
+                share = gy[n, c, oy, ox] / divisor
+                for iy in range(y0, y1):
+                    for ix in range(x0, x1):
+                        gx[n, c, iy, ix] += share
+
+
+def max_pool2d(x, g):
+    """(y, argmax): the window maxima and, for each, its flat index iy·W + ix in the input plane."""
+    y = np.empty(g.output_shape, dtype=x.dtype)
+    argmax = np.empty(g.output_shape, dtype=np.int64)
+    _max_pool(np.ascontiguousarray(x), g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, y, argmax)
+    return y, argmax
+
+
+def max_pool2d_backward(gy, argmax, g):
+    """Each output gradient goes to the input position its window took the maximum from."""
+    gx = np.empty(g.input_shape, dtype=gy.dtype)
+    _max_pool_backward(np.ascontiguousarray(gy), argmax, gx)
+    return gx
+
+
+def avg_pool2d(x, g, count_include_pad=True, divisor_override=0):
+    y = np.empty(g.output_shape, dtype=x.dtype)
+    _avg_pool(np.ascontiguousarray(x), g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, count_include_pad,
+              divisor_override, y)
+    return y
+
+
+def avg_pool2d_backward(gy, g, count_include_pad=True, divisor_override=0):
+    gx = np.empty(g.input_shape, dtype=gy.dtype)
+    _avg_pool_backward(np.ascontiguousarray(gy), g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, count_include_pad,
+                       divisor_override, gx)
+    return gx

@@ -1,0 +1,194 @@
+"""Stateless neural-network ops with PyTorch's names, argument order and semantics (layout NCHW).
+
+Every function checks its arguments — ranks, channels, groups, window geometry, dtypes, devices — and
+raises a ValueError/TypeError naming the argument and the shapes before any kernel runs.
+"""
+import numpy as np
+
+from .. import random
+from ..geometry import pair, window2d
+from ..ops.activation import Clamp, Dropout
+from ..ops.conv import Conv2d
+from ..ops.loss import CrossEntropy, LogSoftmax, Softmax
+from ..ops.pool import AvgPool2d, MaxPool2d
+from ..tensor import FLOAT_DTYPES, Tensor
+
+
+def _check_tensor(op, name, value, ndim=None):
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{op}: {name} must be a Tensor, got {type(value).__name__}")
+    if ndim is not None and value.ndim not in ((ndim,) if isinstance(ndim, int) else ndim):
+        raise ValueError(f"{op}: {name} must have {ndim} dimensions, got shape {value.shape}")
+
+
+def _check_float(op, name, value):
+    if value.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{op}: {name} must be float32 or float64, got {value.dtype} of shape {value.shape}")
+
+
+def _check_same(op, named):
+    """All named tensors share one dtype and one device."""
+    (first_name, first), *rest = named
+    for name, t in rest:
+        if t.dtype != first.dtype:
+            raise TypeError(f"{op}: {name} is {t.dtype} {t.shape} but {first_name} is {first.dtype} {first.shape}")
+        if t.device != first.device:
+            raise ValueError(f"{op}: {name} is on {t.device} but {first_name} is on {first.device}")
+
+
+def _positive_int(op, name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{op}: {name} must be a positive int, got {value!r}")
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation) of input (N, C, H, W) with weight (oC, C/groups, kh, kw)."""
+    op = "conv2d"
+    _check_tensor(op, "input", input, 4)
+    _check_tensor(op, "weight", weight, 4)
+    _check_float(op, "input", input)
+    named = [("input", input), ("weight", weight)]
+    if bias is not None:
+        _check_tensor(op, "bias", bias, 1)
+        named.append(("bias", bias))
+    _check_same(op, named)
+    _positive_int(op, "groups", groups)
+    channels, out_channels = input.shape[1], weight.shape[0]
+    if channels % groups or out_channels % groups:
+        raise ValueError(f"{op}: groups={groups} must divide input channels {channels} (input {input.shape}) "
+                         f"and output channels {out_channels} (weight {weight.shape})")
+    if weight.shape[1] * groups != channels:
+        raise ValueError(f"{op}: weight {weight.shape} expects {weight.shape[1] * groups} input channels with "
+                         f"groups={groups}, but input {input.shape} has {channels}")
+    if bias is not None and bias.shape != (out_channels,):
+        raise ValueError(f"{op}: bias must have shape ({out_channels},) for weight {weight.shape}, got {bias.shape}")
+    if isinstance(padding, str):
+        raise TypeError(f"{op}: padding must be an int or a pair of ints, got {padding!r}")
+    geometry = window2d(op, input.shape, weight.shape[2:], stride, padding, dilation)
+    return Conv2d.apply(input, weight, bias, geometry=geometry, groups=groups)
+
+
+def _pool_geometry(op, input, kernel_size, stride, padding, dilation, ceil_mode):
+    _check_tensor(op, "input", input, 4)
+    _check_float(op, "input", input)
+    stride = kernel_size if stride is None or stride == () or stride == [] else stride
+    geometry = window2d(op, input.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    g = geometry
+    # PyTorch: padding may be at most half the (dilated) kernel, so every window holds a real element
+    if 2 * g.ph > g.dh * (g.kh - 1) + 1 or 2 * g.pw > g.dw * (g.kw - 1) + 1:
+        raise ValueError(f"{op}: padding {(g.ph, g.pw)} must be at most half of the kernel {(g.kh, g.kw)}")
+    if g.oh <= 0 or g.ow <= 0:
+        raise ValueError(f"{op}: output would be empty ({g.oh}×{g.ow}) for input {input.shape}")
+    return geometry
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Window maxima over (N, C, H, W); stride defaults to kernel_size; padding never wins a max."""
+    geometry = _pool_geometry("max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode)
+    return MaxPool2d.apply(input, geometry=geometry)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Window means over (N, C, H, W), with PyTorch's rules for padding and the divisor."""
+    geometry = _pool_geometry("avg_pool2d", input, kernel_size, stride, padding, 1, ceil_mode)
+    if divisor_override is not None:
+        _positive_int("avg_pool2d", "divisor_override", divisor_override)
+    return AvgPool2d.apply(input, geometry=geometry, count_include_pad=bool(count_include_pad),
+                           divisor_override=divisor_override)
+
+
+def global_avg_pool2d(input):
+    """Mean of each channel over the whole plane: (N, C, H, W) → (N, C, 1, 1). NiN's classifier head."""
+    _check_tensor("global_avg_pool2d", "input", input, 4)
+    _check_float("global_avg_pool2d", "input", input)
+    return input.mean(dim=(2, 3), keepdim=True)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Adaptive average pooling; output size 1 (global average pooling) and sizes dividing the input."""
+    _check_tensor("adaptive_avg_pool2d", "input", input, 4)
+    oh, ow = pair(output_size, "output_size")
+    h, w = input.shape[2:]
+    if (oh, ow) == (1, 1):
+        return global_avg_pool2d(input)
+    if oh <= 0 or ow <= 0 or h % oh or w % ow:
+        raise ValueError(f"adaptive_avg_pool2d: output_size {(oh, ow)} must divide the input size {(h, w)} "
+                         f"of input {input.shape}")
+    return avg_pool2d(input, (h // oh, w // ow))
+
+
+def relu(input):
+    _check_tensor("relu", "input", input)
+    _check_float("relu", "input", input)
+    return Clamp.apply(input, cap=float("inf"))
+
+
+def relu6(input):
+    _check_tensor("relu6", "input", input)
+    _check_float("relu6", "input", input)
+    return Clamp.apply(input, cap=6.0)
+
+
+def dropout(input, p=0.5, training=True):
+    """Zero each element with probability p while training and scale the rest by 1/(1 − p)."""
+    _check_tensor("dropout", "input", input)
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0:
+        return input
+    if p == 1:
+        return input * 0
+    keep = random.generator().random(input.shape) >= p
+    mask = input.backend.asarray(keep / (1 - p), input.dtype)
+    return Dropout.apply(input, mask=mask)
+
+
+def linear(input, weight, bias=None):
+    """input (…, in) @ weightᵀ (in, out) + bias: a fully connected layer."""
+    op = "linear"
+    _check_tensor(op, "input", input)
+    _check_tensor(op, "weight", weight, 2)
+    named = [("input", input), ("weight", weight)] + ([("bias", bias)] if bias is not None else [])
+    _check_same(op, named)
+    if input.shape[-1:] != weight.shape[1:]:
+        raise ValueError(f"{op}: input {input.shape} has {input.shape[-1:]} features, weight {weight.shape} "
+                         f"expects {weight.shape[1]}")
+    if bias is not None and bias.shape != weight.shape[:1]:
+        raise ValueError(f"{op}: bias must have shape {weight.shape[:1]} for weight {weight.shape}, got {bias.shape}")
+    y = input @ weight.T
+    return y + bias if bias is not None else y
+
+
+def _dim(op, input, dim):
+    if not -input.ndim <= dim < input.ndim:
+        raise ValueError(f"{op}: dim {dim} is out of range for input of shape {input.shape}")
+    return dim % input.ndim
+
+
+def log_softmax(input, dim):
+    _check_tensor("log_softmax", "input", input)
+    return LogSoftmax.apply(input, dim=_dim("log_softmax", input, dim))
+
+
+def softmax(input, dim):
+    _check_tensor("softmax", "input", input)
+    return Softmax.apply(input, dim=_dim("softmax", input, dim))
+
+
+def cross_entropy(input, target, reduction="mean"):
+    """Cross-entropy of logits (N, classes) against integer class labels (N,), via stable log-sum-exp."""
+    op = "cross_entropy"
+    _check_tensor(op, "input", input, 2)
+    _check_float(op, "input", input)
+    labels = target.data if isinstance(target, Tensor) else input.backend.asarray(target, np.int64)
+    if labels.dtype.kind not in "iu" or labels.shape != input.shape[:1]:
+        raise ValueError(f"{op}: target must be integer labels of shape {input.shape[:1]} for input {input.shape}, "
+                         f"got {labels.dtype} {tuple(labels.shape)}")
+    if input.shape[0] == 0:
+        raise ValueError(f"{op}: input {input.shape} holds no samples")
+    if labels.min() < 0 or labels.max() >= input.shape[1]:
+        raise ValueError(f"{op}: target labels must lie in [0, {input.shape[1]}) for input {input.shape}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return CrossEntropy.apply(input, labels=labels, reduction=reduction)
