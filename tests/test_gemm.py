@@ -1,0 +1,142 @@
+"""The GEMM core against np.einsum in float64: odd sizes, strided/broadcast views, batch rules, errors."""
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from ninx_kernels.cpu.gemm import KC, MC, MR, NC, NR_VECTORS, VECTOR_BYTES, gemm
+
+DTYPES = (np.float32, np.float64)
+# (Ba, Bb, Bo): each divides B = max; Bo < B sums products into out (batch-reduce)
+BATCHES = [(1, 1, 1), (3, 3, 3), (1, 4, 4), (4, 1, 4), (4, 4, 1), (6, 3, 2), (2, 6, 3), (1, 1, 3), (5, 5, 1)]
+LAYOUTS = ("contiguous", "transposed", "sliced", "reversed", "broadcast")
+
+
+def edge_sizes(dtype):
+    """Matrix extents that straddle the register tile and the k block for dtype."""
+    nr = NR_VECTORS * VECTOR_BYTES // np.dtype(dtype).itemsize
+    return [0, 1, 2, MR - 1, MR, MR + 1, nr - 1, nr, nr + 1, 2 * nr + 3]
+
+
+def strided_view(rng, batch, rows, cols, dtype, layout):
+    """A (batch, rows, cols) array of values in [-1, 1) laid out in memory as `layout` says."""
+    if layout == "transposed":  # columns are contiguous: the matrix of a .transpose(0, 2, 1)
+        return rng.uniform(-1, 1, (batch, cols, rows)).astype(dtype).transpose(0, 2, 1)
+    if layout == "sliced":  # every other row, every third column, from an offset
+        return rng.uniform(-1, 1, (batch, 2 * rows + 1, 3 * cols + 2)).astype(dtype)[:, 1::2, 2::3]
+    if layout == "reversed":  # negative strides on every axis
+        return rng.uniform(-1, 1, (batch, rows, cols)).astype(dtype)[::-1, ::-1, ::-1]
+    if layout == "broadcast":  # stride 0 over the batch and over the rows
+        return np.broadcast_to(rng.uniform(-1, 1, (1, 1, cols)).astype(dtype), (batch, rows, cols))
+    return rng.uniform(-1, 1, (batch, rows, cols)).astype(dtype)
+
+
+def reference(a, b, out_before, accumulate):
+    """(Σ_i a[i % Ba] @ b[i % Bb] into out[i % Bo], elementwise bound on |terms|) in float64."""
+    a64, b64 = np.array(a, np.float64), np.array(b, np.float64)
+    batch, bo = max(len(a), len(b), len(out_before)), len(out_before)
+    total = np.array(out_before, np.float64) if accumulate else np.zeros(out_before.shape)
+    scale = np.abs(total)
+    for i in range(batch):
+        total[i % bo] += np.einsum("mk,kn->mn", a64[i % len(a)], b64[i % len(b)])
+        scale[i % bo] += np.einsum("mk,kn->mn", np.abs(a64[i % len(a)]), np.abs(b64[i % len(b)]))
+    return total, scale
+
+
+def check(a, b, out, accumulate):
+    """Run gemm on (a, b, out) and compare with the float64 reference within a K-scaled rounding bound."""
+    expected, scale = reference(a, b, out.copy(), accumulate)
+    result = gemm(a, b, out, accumulate=accumulate)
+    assert result is out
+    eps = np.finfo(out.dtype).eps
+    bound = 2 * eps * (a.shape[2] + 2) * scale + np.finfo(out.dtype).tiny
+    assert np.all(np.abs(out - expected) <= bound), np.max(np.abs(out - expected) - bound)
+
+
+@st.composite
+def problems(draw):
+    """(a, b, out, accumulate) with random sizes, layouts, batch rule and dtype."""
+    dtype = draw(st.sampled_from(DTYPES))
+    size = st.one_of(st.sampled_from(edge_sizes(dtype)), st.integers(0, 40))
+    m, n = draw(size), draw(size)
+    k = draw(st.one_of(size, st.sampled_from([KC - 1, KC, KC + 1])))
+    ba, bb, bo = draw(st.sampled_from(BATCHES))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    a = strided_view(rng, ba, m, k, dtype, draw(st.sampled_from(LAYOUTS)))
+    b = strided_view(rng, bb, k, n, dtype, draw(st.sampled_from(LAYOUTS)))
+    out = rng.uniform(-1, 1, (bo, m, n)).astype(dtype)
+    return a, b, out, draw(st.booleans())
+
+
+@settings(max_examples=80, deadline=None)
+@given(problems())
+def test_matches_einsum(problem):
+    check(*problem)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_spans_several_cache_blocks(dtype, layout):
+    rng = np.random.default_rng(0)
+    m, n, k = MC + 13, 2 * MR + 7, KC + 3
+    a = strided_view(rng, 2, m, k, dtype, layout)
+    b = strided_view(rng, 2, k, n, dtype, "transposed")
+    check(a, b, np.empty((2, m, n), dtype), False)
+
+
+def test_columns_past_the_b_block():
+    rng = np.random.default_rng(1)
+    a = strided_view(rng, 1, 5, 3, np.float32, "contiguous")
+    b = strided_view(rng, 1, 3, NC + 37, np.float32, "sliced")
+    check(a, b, rng.uniform(-1, 1, (1, 5, NC + 37)).astype(np.float32), True)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_any_thread_count(threads):
+    rng = np.random.default_rng(2)
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        for ba, bb, bo in BATCHES:  # big enough (≥ SERIAL_FLOPS) to be split over the threads
+            a = strided_view(rng, ba, 50, KC + 44, np.float64, "contiguous")
+            b = strided_view(rng, bb, KC + 44, 70, np.float64, "reversed")
+            check(a, b, np.empty((bo, 50, 70)), False)
+    finally:
+        numba.set_num_threads(before)
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_empty_inner_dimension_gives_zeros_or_leaves_out(accumulate):
+    out = np.ones((2, 3, 4), np.float32)
+    gemm(np.ones((2, 3, 0), np.float32), np.ones((1, 0, 4), np.float32), out, accumulate=accumulate)
+    assert np.all(out == (1 if accumulate else 0))
+
+
+def test_result_independent_of_previous_out():
+    a, b = np.ones((1, 3, 5)), np.ones((1, 5, 2))
+    out = np.full((1, 3, 2), np.nan)
+    assert np.all(gemm(a, b, out) == 5)
+
+
+def f32(*shape):
+    return np.zeros(shape, np.float32)
+
+
+@pytest.mark.parametrize("a, b, out, error, words", [
+    (f32(2, 3), f32(1, 3, 4), f32(1, 2, 4), ValueError, "a must be 3-D"),
+    (f32(1, 2, 3), f32(3, 4), f32(1, 2, 4), ValueError, "b must be 3-D"),
+    (f32(1, 2, 3), f32(1, 3, 4), f32(2, 4), ValueError, "out must be 3-D"),
+    ([[[1.0]]], f32(1, 1, 1), f32(1, 1, 1), TypeError, "a must be a numpy array"),
+    (np.zeros((1, 2, 3), np.int32), np.zeros((1, 3, 4), np.int32), np.zeros((1, 2, 4), np.int32),
+     TypeError, "int32"),
+    (f32(1, 2, 3), np.zeros((1, 3, 4)), f32(1, 2, 4), TypeError, "dtypes differ"),
+    (f32(1, 2, 3), f32(1, 5, 4), f32(1, 2, 4), ValueError, "(1, 2, 3) @ b (1, 5, 4)"),
+    (f32(1, 2, 3), f32(1, 3, 4), f32(1, 2, 5), ValueError, "-> out (1, 2, 5)"),
+    (f32(2, 2, 3), f32(3, 3, 4), f32(1, 2, 4), ValueError, "must each divide"),
+    (f32(2, 2, 3), f32(2, 3, 4), f32(3, 2, 4), ValueError, "must each divide"),
+    (f32(1, 2, 3), f32(1, 3, 4), f32(1, 4, 2).transpose(0, 2, 1), ValueError, "C-contiguous"),
+    (f32(1, 2, 3), f32(1, 3, 4), np.broadcast_to(f32(1, 1, 4), (1, 2, 4)), ValueError, "writeable"),
+])
+def test_bad_input_raises(a, b, out, error, words):
+    with pytest.raises(error, match=words.replace("(", r"\(").replace(")", r"\)")):
+        gemm(a, b, out)
