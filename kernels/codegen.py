@@ -1,4 +1,6 @@
-"""How Numba generates machine code for ninx, chosen deliberately and set before numba is imported.
+"""How ninx's kernels use the CPU, chosen deliberately and set before numba and numpy are imported.
+
+Code generation:
 
 LLVM tunes AVX-512 CPUs such as Zen 4 and Skylake-X to *prefer 256-bit vectors*, which halves the width of
 every vectorised FMA in our GEMM core (on this project's 2-core Zen 4 machines: a perfect kernel caps at about
@@ -6,7 +8,11 @@ every vectorised FMA in our GEMM core (on this project's 2-core Zen 4 machines: 
 `-prefer-256-bit`, so that loops vectorise to 512-bit registers where the CPU has them.
 
 A user who sets NUMBA_CPU_NAME or NUMBA_CPU_FEATURES keeps their choice; NINX_CODEGEN=numba-default skips
-this module entirely. The chosen target is part of Numba's on-disk cache key, so `cache=True` stays valid.
+it. The chosen target is part of Numba's on-disk cache key, so `cache=True` stays valid.
+
+Threads: ninx computes on Numba's threads and never on OpenBLAS's. OpenBLAS's idle workers keep spinning
+after each numpy BLAS call (and after start-up), and on a 2-core machine they stall Numba's parallel loops by
+4–20 ms a call; so unless the user set OPENBLAS_NUM_THREADS, numpy's BLAS gets one thread.
 """
 import os
 import sys
@@ -26,6 +32,12 @@ def _host_target():
     return name, features
 
 
+def limit_blas_threads():
+    """One OpenBLAS thread unless the user chose, so its spinning workers leave the cores to ninx."""
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def configure():
     """Set NUMBA_CPU_NAME/NUMBA_CPU_FEATURES for the host unless the user chose or numba is loaded."""
     if os.environ.get("NINX_CODEGEN") == "numba-default":
@@ -40,3 +52,4 @@ def configure():
 
 
 configure()
+limit_blas_threads()
