@@ -3,7 +3,7 @@ kernels — built to train Network-in-Network models and to show what each layer
 import ninx_kernels  # noqa: F401  (fixes Numba's code generation before numba is imported)
 import numpy as np
 
-from . import nn  # noqa: E402
+from . import models, nn, optim  # noqa: E402
 from .autograd import is_grad_enabled, no_grad  # noqa: E402
 from .random import manual_seed  # noqa: E402
 from .tensor import Tensor, as_shape, tensor  # noqa: E402

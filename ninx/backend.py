@@ -9,6 +9,12 @@ reductions, and a kernel table — the same small set of functions on every back
     relu(x, cap) -> y;  relu_backward(x, gy, cap) -> gx          (cap = inf for ReLU, 6 for ReLU6)
     max_pool2d(x, geometry) -> (y, argmax);  max_pool2d_backward(gy, argmax, geometry) -> gx
     avg_pool2d(x, geometry, count_include_pad) -> y;  avg_pool2d_backward(gy, geometry, count_include_pad) -> gx
+    batch_norm_stats(x) -> (mean, var)        per channel of x (N, C, H, W) over N, H, W; var biased; (C,) each
+    batch_norm_forward(x, mean, inv_std, weight, bias) -> y        y = (x − mean[c])·inv_std[c]·weight[c] + bias[c]
+    batch_norm_backward(x, gy, mean, inv_std, weight, training) -> (gx, gweight, gbias)
+        gbias = Σ gy, gweight = Σ gy·x̂ with x̂ = (x − mean)·inv_std (sums over N, H, W); with M = N·H·W,
+        gx = weight·inv_std/M · (M·gy − gbias − x̂·gweight) when training (batch statistics), else
+        gx = gy·weight·inv_std (running statistics are constants)
 
 `geometry` is a `ninx.geometry.Window2d` holding the shapes, kernel, stride, padding and dilation, validated
 before any kernel runs. Every op's forward and backward go through this table, so the CPU and CUDA backends
@@ -20,7 +26,8 @@ import os
 import numpy as np
 
 _KERNEL_TABLE = ("gemm", "im2col", "col2im", "relu", "relu_backward", "max_pool2d", "max_pool2d_backward",
-                 "avg_pool2d", "avg_pool2d_backward")
+                 "avg_pool2d", "avg_pool2d_backward", "batch_norm_stats", "batch_norm_forward",
+                 "batch_norm_backward")
 
 
 class Backend:

@@ -6,6 +6,7 @@ from .backend import Backend, get_backend
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _ALLOWED_DTYPES = FLOAT_DTYPES + (np.dtype(np.int64), np.dtype(np.bool_))
+_DTYPE_NAMES = {dtype.name for dtype in _ALLOWED_DTYPES}
 
 
 def _default_dtype(data):
@@ -36,6 +37,11 @@ def _to_host_if_foreign(data, backend):
     if backend.name == "cpu" and hasattr(data, "get") and not isinstance(data, np.ndarray):
         return data.get()
     return data
+
+
+def is_device(target):
+    """Whether `target` is a device ('cpu', 'cuda:0', a Backend) rather than a dtype (np.float64, 'float64')."""
+    return isinstance(target, Backend) or (isinstance(target, str) and target not in _DTYPE_NAMES)
 
 
 def common_backend(tensors):
@@ -120,7 +126,7 @@ class Tensor:
 
     def to(self, target):
         """A copy on another device ('cpu', 'cuda') or in another dtype; `self` when nothing changes."""
-        if isinstance(target, (str, Backend)):
+        if is_device(target):
             backend = get_backend(target)
             if backend is self.backend:
                 return self
@@ -160,10 +166,11 @@ class Tensor:
         autograd.backward(self, grad)
 
     def _accumulate(self, g):
+        asarray = self.backend.xp.asarray  # numpy arithmetic on 0-d arrays gives scalars; a grad stays an array
         if self.grad is None:  # a copy: backward may hand the same array to several leaves
-            self.grad = Tensor(g.copy(), self.backend)
+            self.grad = Tensor(asarray(g).copy(), self.backend)
         else:
-            self.grad.data = self.grad.data + g
+            self.grad.data = asarray(self.grad.data + g)
 
     def zero_grad_(self):
         self.grad = None

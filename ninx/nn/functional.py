@@ -6,8 +6,9 @@ raises a ValueError/TypeError naming the argument and the shapes before any kern
 import numpy as np
 
 from .. import random
-from ..geometry import pair, window2d
+from ..geometry import padding_only_window, pair, window2d
 from ..ops.activation import Clamp, Dropout
+from ..ops.batchnorm import BatchNorm
 from ..ops.conv import Conv2d
 from ..ops.loss import CrossEntropy, LogSoftmax, Softmax
 from ..ops.pool import AvgPool2d, MaxPool2d
@@ -74,9 +75,17 @@ def _pool_geometry(op, input, kernel_size, stride, padding, dilation, ceil_mode)
     stride = kernel_size if stride is None or stride == () or stride == [] else stride
     geometry = window2d(op, input.shape, kernel_size, stride, padding, dilation, ceil_mode)
     g = geometry
-    # PyTorch: padding may be at most half the (dilated) kernel, so every window holds a real element
-    if 2 * g.ph > g.dh * (g.kh - 1) + 1 or 2 * g.pw > g.dw * (g.kw - 1) + 1:
-        raise ValueError(f"{op}: padding {(g.ph, g.pw)} must be at most half of the kernel {(g.kh, g.kw)}")
+    # PyTorch: padding may be at most half the kernel (k // 2, whatever the dilation)
+    if g.ph > g.kh // 2 or g.pw > g.kw // 2:
+        raise ValueError(f"{op}: padding {(g.ph, g.pw)} must be at most half of the kernel {(g.kh, g.kw)} "
+                         f"for input of shape {input.shape}")
+    # a dilated window can still step over the whole input; it would have no maximum
+    for axis, sizes in (("height", (g.h, g.kh, g.sh, g.ph, g.dh, g.oh)),
+                        ("width", (g.w, g.kw, g.sw, g.pw, g.dw, g.ow))):
+        empty = padding_only_window(*sizes)
+        if empty is not None:
+            raise ValueError(f"{op}: window {empty} along the {axis} covers only padding (kernel {(g.kh, g.kw)}, "
+                             f"dilation {(g.dh, g.dw)}, padding {(g.ph, g.pw)}) for input of shape {input.shape}")
     if g.oh <= 0 or g.ow <= 0:
         raise ValueError(f"{op}: output would be empty ({g.oh}×{g.ow}) for input {input.shape}")
     return geometry
@@ -192,3 +201,38 @@ def cross_entropy(input, target, reduction="mean"):
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     return CrossEntropy.apply(input, labels=labels, reduction=reduction)
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Normalise each channel of input (N, C, H, W), then scale by weight[c] and shift by bias[c].
+
+    training=True uses the batch's mean and biased variance and, when running stats are given, updates them in
+    place (running_var with the unbiased variance, as PyTorch); training=False uses the running statistics.
+    """
+    op = "batch_norm"
+    _check_tensor(op, "input", input, 4)
+    _check_float(op, "input", input)
+    named = [("input", input)]
+    channels = input.shape[1]
+    for name, value in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                        ("bias", bias)):
+        if value is not None:
+            _check_tensor(op, name, value, 1)
+            if value.shape != (channels,):
+                raise ValueError(f"{op}: {name} must have shape ({channels},) for input {input.shape}, "
+                                 f"got {value.shape}")
+            named.append((name, value))
+    _check_same(op, named)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{op}: give both running_mean and running_var, or neither")
+    if not training and running_mean is None:
+        raise ValueError(f"{op}: evaluation (training=False) needs running_mean and running_var")
+    if training and input.numel() // max(channels, 1) <= 1:
+        raise ValueError(f"{op}: training needs more than one value per channel, got input {input.shape}")
+    if not 0 <= momentum <= 1:
+        raise ValueError(f"{op}: momentum must be in [0, 1], got {momentum}")
+    if eps <= 0:
+        raise ValueError(f"{op}: eps must be positive, got {eps}")
+    return BatchNorm.apply(input, weight, bias, running_mean=None if running_mean is None else running_mean.data,
+                           running_var=None if running_var is None else running_var.data, training=bool(training),
+                           momentum=float(momentum), eps=float(eps))

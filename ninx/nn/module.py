@@ -1,0 +1,247 @@
+"""`Module`, the base of every layer and model, and `Parameter`, a tensor that a module learns.
+
+A module finds its parameters, buffers and sub-modules by attribute assignment (`self.conv = Conv2d(…)`), so
+`parameters()`, `state_dict()`, `to()` and `train()`/`eval()` reach the whole tree without bookkeeping in the
+subclasses — PyTorch's design, which makes ninx models read like PyTorch ones.
+"""
+from collections import OrderedDict
+
+import numpy as np
+
+from ..autograd import no_grad
+from ..tensor import FLOAT_DTYPES, Tensor, is_device, tensor
+
+
+class Parameter(Tensor):
+    """A tensor registered as learnable when assigned to a Module attribute; requires grad by default."""
+
+    def __init__(self, data, requires_grad=True):
+        source = data if isinstance(data, Tensor) else tensor(data)
+        super().__init__(source.data, source.backend, requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class Module:
+    """A layer or a model: holds parameters, buffers and sub-modules; subclasses define `forward`."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def forward(self, *inputs):
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, *inputs, **kwargs):
+        return self.forward(*inputs, **kwargs)
+
+    # ---- registration by attribute ----------------------------------------------------------------
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() before "
+                                 f"assigning {name!r}")
+        if isinstance(value, Parameter):
+            self._forget(name)
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._forget(name)
+            self._modules[name] = value
+        elif name in self._buffers:
+            self.register_buffer(name, value, persistent=name not in self._non_persistent)
+        elif name in self._parameters or name in self._modules:
+            if value is not None:
+                kind = "parameter" if name in self._parameters else "sub-module"
+                raise TypeError(f"cannot assign a {type(value).__name__} to {kind} {name!r}: a "
+                                f"{'Parameter' if kind == 'parameter' else 'Module'} or None is expected")
+            (self._parameters if name in self._parameters else self._modules)[name] = None
+        else:
+            object.__setattr__(self, name, value)
+
+    def _forget(self, name):
+        """Drop `name` from every registry and from the instance dict, before it is registered anew."""
+        for registry in (self._parameters, self._buffers, self._modules):
+            registry.pop(name, None)
+        self._non_persistent.discard(name)
+        self.__dict__.pop(name, None)
+
+    def __getattr__(self, name):
+        # only called when normal lookup fails: look in the registries
+        for registry in ("_parameters", "_buffers", "_modules"):
+            entries = self.__dict__.get(registry, {})
+            if name in entries:
+                return entries[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __delattr__(self, name):
+        if any(name in r for r in (self._parameters, self._buffers, self._modules)):
+            self._forget(name)
+        else:
+            object.__delattr__(self, name)
+
+    def register_parameter(self, name, param):
+        """Register `param` (a Parameter, or None for an absent optional one such as a bias)."""
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"parameter {name!r} must be a Parameter or None, got {type(param).__name__}")
+        self._forget(name)
+        self._parameters[name] = param
+
+    def register_buffer(self, name, value, persistent=True):
+        """Register a tensor that is state but not learnt (running statistics); in state_dict if persistent."""
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(f"buffer {name!r} must be a Tensor or None, got {type(value).__name__}")
+        self._forget(name)
+        self._buffers[name] = value
+        if not persistent:
+            self._non_persistent.add(name)
+
+    def add_module(self, name, module):
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{name!r} must be a Module or None, got {type(module).__name__}")
+        self._forget(name)
+        self._modules[name] = module
+
+    # ---- walking the tree -------------------------------------------------------------------------
+    def named_modules(self, prefix=""):
+        """(qualified name, module) for this module and every descendant, depth first, each once."""
+        seen, stack = set(), [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            children = [(f"{name}.{child}" if name else child, m) for child, m in module._modules.items()
+                        if m is not None]
+            stack.extend(reversed(children))
+
+    def modules(self):
+        return (m for _, m in self.named_modules())
+
+    def named_children(self):
+        return ((name, m) for name, m in self._modules.items() if m is not None)
+
+    def children(self):
+        return (m for _, m in self.named_children())
+
+    def _named_members(self, registry, recurse):
+        seen = set()
+        for prefix, module in self.named_modules() if recurse else [("", self)]:
+            for name, value in getattr(module, registry).items():
+                if value is not None and id(value) not in seen:
+                    seen.add(id(value))
+                    yield (f"{prefix}.{name}" if prefix else name), value
+
+    def named_parameters(self, recurse=True):
+        """(qualified name, Parameter) for every parameter, each once even when shared."""
+        return self._named_members("_parameters", recurse)
+
+    def parameters(self, recurse=True):
+        return (p for _, p in self.named_parameters(recurse))
+
+    def named_buffers(self, recurse=True):
+        return self._named_members("_buffers", recurse)
+
+    def buffers(self, recurse=True):
+        return (b for _, b in self.named_buffers(recurse))
+
+    def apply(self, fn):
+        """Call fn on every module of the tree, children before their parent (as PyTorch); return self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    # ---- modes, gradients, devices ----------------------------------------------------------------
+    def train(self, mode=True):
+        """Set training mode (dropout drops, batch norm uses batch statistics) on the whole tree."""
+        for module in self.modules():
+            module.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        """Forget the gradients of every parameter (set to None, as PyTorch's default)."""
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, target):
+        """Move every parameter and buffer to a device ('cpu', 'cuda'), or cast floating ones to a dtype.
+
+        Tensors are changed in place, so an optimizer built before the move still holds the same parameters.
+        """
+        casting = not is_device(target)
+        with no_grad():
+            for t in list(self.parameters()) + list(self.buffers()):
+                if casting and t.dtype not in FLOAT_DTYPES:
+                    continue  # integer buffers (a batch counter) keep their type, as in PyTorch
+                moved = t.to(target)
+                t.data, t.backend = moved.data, moved.backend
+                if t.grad is not None:
+                    grad = t.grad.to(target)
+                    t.grad = Tensor(grad.data, grad.backend)
+        return self
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    # ---- state ------------------------------------------------------------------------------------
+    def state_dict(self):
+        """Ordered {qualified name: tensor} of parameters and persistent buffers.
+
+        The tensors share memory with the module (as in PyTorch): copy them to keep a snapshot.
+        """
+        state = OrderedDict()
+        for prefix, module in self.named_modules():
+            persistent = [(n, b) for n, b in module._buffers.items() if n not in module._non_persistent]
+            for name, value in list(module._parameters.items()) + persistent:
+                if value is not None:
+                    state[f"{prefix}.{name}" if prefix else name] = value.detach()
+        return state
+
+    def load_state_dict(self, state_dict):
+        """Copy tensors (or arrays) into the parameters and buffers of the same names, in place.
+
+        Strict: a missing or unexpected name, or a shape that differs, raises ValueError before anything is
+        copied. Values are cast to each tensor's dtype and moved to its device.
+        """
+        own = self.state_dict()
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if missing or unexpected:
+            raise ValueError(f"load_state_dict for {type(self).__name__}: missing keys {missing}, "
+                             f"unexpected keys {unexpected}")
+        for name, target in own.items():
+            value = state_dict[name]
+            shape = tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
+            if shape != target.shape:
+                raise ValueError(f"load_state_dict for {type(self).__name__}: {name!r} has shape {shape} in the "
+                                 f"state dict but {target.shape} in the module")
+        for name, target in own.items():
+            target.data[...] = tensor(state_dict[name], dtype=target.dtype, device=target.device).data
+
+    # ---- printing ---------------------------------------------------------------------------------
+    def extra_repr(self):
+        """The arguments shown between the parentheses of this module's repr."""
+        return ""
+
+    def __repr__(self):
+        lines = [f"({name}): " + repr(m).replace("\n", "\n  ") for name, m in self._modules.items()]
+        if not lines:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        head = [self.extra_repr()] if self.extra_repr() else []
+        return f"{type(self).__name__}(\n  " + "\n  ".join(head + lines) + "\n)"
