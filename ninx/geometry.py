@@ -27,6 +27,20 @@ def output_size(size, kernel, stride, padding, dilation, ceil_mode=False):
     return out
 
 
+def padding_only_window(size, kernel, stride, padding, dilation, out):
+    """Index of the first of `out` windows along an axis that holds no input element, else None.
+
+    Only a window starting in the left padding can miss the input: its dilated taps may step over it."""
+    for o in range(out):
+        start = o * stride - padding
+        if start >= 0:
+            return None
+        reach = -(start // dilation)  # the first tap at or past position 0
+        if reach >= kernel or start + reach * dilation >= size:
+            return o
+    return None
+
+
 @dataclass(frozen=True)
 class Window2d:
     """Input (n, c, h, w), kernel (kh, kw), stride, padding, dilation and the resulting output (oh, ow)."""
@@ -67,7 +81,7 @@ def window2d(op, x_shape, kernel_size, stride, padding, dilation=1, ceil_mode=Fa
         if min(values) <= 0:
             raise ValueError(f"{op}: {name} must be positive, got {values} for input of shape {tuple(x_shape)}")
     if min(ph, pw) < 0:
-        raise ValueError(f"{op}: padding must be non-negative, got {(ph, pw)}")
+        raise ValueError(f"{op}: padding must be non-negative, got {(ph, pw)} for input of shape {tuple(x_shape)}")
     span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
     if span_h > h + 2 * ph or span_w > w + 2 * pw:
         raise ValueError(f"{op}: kernel {(kh, kw)} (dilation {(dh, dw)}, extent {(span_h, span_w)}) is larger "

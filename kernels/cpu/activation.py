@@ -18,14 +18,16 @@ def _clamp_backward(x, gy, cap, gx):
 
 
 def relu(x, cap=np.inf):
+    shape = x.shape  # ascontiguousarray turns a 0-d array into a 1-d one
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
     _clamp(x.reshape(-1), x.dtype.type(cap), y.reshape(-1))
-    return y
+    return y.reshape(shape)
 
 
 def relu_backward(x, gy, cap=np.inf):
+    shape = gy.shape
     x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
     gx = np.empty_like(gy)
     _clamp_backward(x.reshape(-1), gy.reshape(-1), x.dtype.type(cap), gx.reshape(-1))
-    return gx
+    return gx.reshape(shape)
