@@ -80,8 +80,8 @@ class ToDevice(Function):
     def forward(self, x):
         self.source, self.backend = self.backend, self.target  # the output lives on the target
         host = x if isinstance(x, np.ndarray) else x.get()
-        return self.target.asarray(host, x.dtype)
+        return self.target.xp.array(host, dtype=x.dtype)  # a copy, even where both devices hold numpy arrays
 
     def backward(self, gy):
         host = gy if isinstance(gy, np.ndarray) else gy.get()
-        return self.source.asarray(host, gy.dtype)
+        return self.source.xp.array(host, dtype=gy.dtype)

@@ -1,0 +1,78 @@
+"""The GEMM core on the cuda device: gemm.cu's tiled kernel, with its epilogue (accumulate, bias, ReLU).
+
+A long batch-reduce onto few output tiles — the weight gradient, dW = Σ over N images — would keep only a few
+multiprocessors busy, each running through every image. Then the products are split into S slices that run
+side by side as S·Bo partial outputs (out'[o'] sums the products i ≡ o' mod S·Bo, so out[o] is the sum of
+out'[o + s·Bo] over s), and `sum_slices` adds them up in a fixed order: deterministic, no atomics.
+"""
+import numpy as np
+
+from .launch import NULL, each_element, function
+
+TILE = 64  # rows and columns of out per block (gemm.cu's TILE_M, TILE_N)
+THREADS = 64  # per block (gemm.cu's THREADS)
+MAX_GRID_YZ = 65535
+BLOCKS_PER_MULTIPROCESSOR = 2  # fewer blocks than this many per multiprocessor: split the batch-reduce
+
+
+def _check(xp, a, b, out):
+    """Raise TypeError/ValueError unless a (Ba,M,K), b (Bb,K,N), out (Bo,M,N) form a valid batched GEMM."""
+    for name, x in (("a", a), ("b", b), ("out", out)):
+        if not isinstance(x, xp.ndarray):
+            raise TypeError(f"gemm: {name} must be a {xp.__name__} array, got {type(x).__name__}")
+        if x.ndim != 3:
+            raise ValueError(f"gemm: {name} must be 3-D (batch, rows, cols), got shape {x.shape}")
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"gemm: a has dtype {a.dtype}; float32 or float64 needed")
+    if b.dtype != a.dtype or out.dtype != a.dtype:
+        raise TypeError(f"gemm: dtypes differ: a {a.dtype}, b {b.dtype}, out {out.dtype}")
+    (ba, m, k), (bb, k_b, n), (bo, m_o, n_o) = a.shape, b.shape, out.shape
+    if k_b != k or m_o != m or n_o != n:
+        raise ValueError(f"gemm: shapes do not agree: a {a.shape} @ b {b.shape} -> out {out.shape}")
+    batch = max(ba, bb, bo)
+    if any(x == 0 or batch % x for x in (ba, bb, bo)):
+        raise ValueError(f"gemm: batch sizes a {ba}, b {bb}, out {bo} must each divide their maximum {batch}")
+    if not out.flags.c_contiguous or not getattr(out.flags, "writeable", True):
+        raise ValueError(f"gemm: out {out.shape} with strides {out.strides} must be writeable and C-contiguous")
+    if -(-m // TILE) > MAX_GRID_YZ:
+        raise ValueError(f"gemm: {m} rows need more than {MAX_GRID_YZ} tiles of {TILE}")
+
+
+def _layout(x):
+    """(batch, row, column) strides of a 3-D view, in elements, as np.int64."""
+    return tuple(np.int64(s // x.itemsize) for s in x.strides)
+
+
+def _slices(device, blocks, products_per_output):
+    """Into how many slices to split each output's batch-reduce so the GPU has enough blocks (1: no split)."""
+    wanted = BLOCKS_PER_MULTIPROCESSOR * device.multiprocessors
+    return 1 if blocks >= wanted else int(min(products_per_output, -(-wanted // blocks)))
+
+
+def gemm(device, a, b, out, accumulate=False, bias=None, relu_cap=None):
+    """out[i % Bo] (+)= a[i % Ba] @ b[i % Bb] for i < max(Ba, Bb, Bo), summed over i; returns out.
+
+    a (Ba, M, K) and b (Bb, K, N) may be any strided views; out (Bo, M, N) is C-contiguous and must not
+    overlap them. accumulate=True adds the sum to out. The epilogue can also add bias[m] (an (M,) array) to
+    row m and apply a ReLU (relu_cap=inf) or ReLU6 (relu_cap=6), fused into the same kernel."""
+    xp = device.xp
+    _check(xp, a, b, out)
+    (ba, m, k), (bb, _, n), bo = a.shape, b.shape, out.shape[0]
+    if m == 0 or n == 0:
+        return out
+    batch, t = max(ba, bb, bo), a.dtype.type
+    low, high = (t(0), t(relu_cap)) if relu_cap is not None else (t(-np.inf), t(np.inf))
+    c = out if accumulate else NULL
+    bias = NULL if bias is None else xp.ascontiguousarray(bias, dtype=a.dtype).reshape(m)
+    tiles = -(-n // TILE) * -(-m // TILE)
+    slices = _slices(device, tiles * bo, batch // bo)
+    partial = out if slices == 1 else xp.empty((slices * bo, m, n), dtype=a.dtype)
+    grid = (-(-n // TILE), -(-m // TILE), min(partial.shape[0], MAX_GRID_YZ))
+    epilogue = (c, bias, low, high) if slices == 1 else (NULL, NULL, t(-np.inf), t(np.inf))
+    function(device, "gemm", "gemm", a.dtype)(grid, (THREADS,), (
+        a, *_layout(a), np.int32(ba), b, *_layout(b), np.int32(bb), *epilogue, np.int32(m), np.int32(n),
+        np.int32(k), np.int32(batch), np.int32(partial.shape[0]), partial))
+    if slices > 1:
+        each_element(device, "gemm", "sum_slices", a.dtype, out.size,
+                     (partial, np.int32(slices), np.int64(out.size), np.int32(m), np.int32(n), c, bias, low, high, out))
+    return out

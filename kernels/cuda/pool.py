@@ -1,0 +1,45 @@
+"""Max and average pooling on the cuda device: pool.cu, one thread per output (forward) or input (backward)."""
+import numpy as np
+
+from .launch import each_element, window_args
+
+
+def max_pool2d(device, x, g):
+    """(y, argmax): the window maxima and, for each, its flat index iy·W + ix in the input plane."""
+    y = device.xp.empty(g.output_shape, dtype=x.dtype)
+    argmax = device.xp.empty(g.output_shape, dtype=np.int64)
+    each_element(device, "pool", "max_pool2d", x.dtype, y.size,
+                 (device.xp.ascontiguousarray(x), *window_args(g), np.int64(y.size), y, argmax))
+    return y, argmax
+
+
+def max_pool2d_backward(device, gy, argmax, g):
+    """Each input pixel sums the output gradients of the windows whose maximum it was."""
+    xp = device.xp
+    gx = xp.empty(g.input_shape, dtype=gy.dtype)
+    each_element(device, "pool", "max_pool2d_backward", gy.dtype, gx.size,
+                 (xp.ascontiguousarray(gy), xp.ascontiguousarray(argmax, dtype=np.int64), *window_args(g),
+                  np.int64(gx.size), gx))
+    return gx
+
+
+def _average_args(g, count_include_pad, divisor_override):
+    """h, w, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_override, oh, ow, as avg-pool kernels take them."""
+    return tuple(np.int32(v) for v in (g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, bool(count_include_pad),
+                                       divisor_override or 0, g.oh, g.ow))
+
+
+def avg_pool2d(device, x, g, count_include_pad=True, divisor_override=0):
+    y = device.xp.empty(g.output_shape, dtype=x.dtype)
+    each_element(device, "pool", "avg_pool2d", x.dtype, y.size,
+                 (device.xp.ascontiguousarray(x), *_average_args(g, count_include_pad, divisor_override),
+                  np.int64(y.size), y))
+    return y
+
+
+def avg_pool2d_backward(device, gy, g, count_include_pad=True, divisor_override=0):
+    gx = device.xp.empty(g.input_shape, dtype=gy.dtype)
+    each_element(device, "pool", "avg_pool2d_backward", gy.dtype, gx.size,
+                 (device.xp.ascontiguousarray(gy), *_average_args(g, count_include_pad, divisor_override),
+                  np.int64(gx.size), gx))
+    return gx

@@ -1,0 +1,48 @@
+"""Every CUDA kernel, in every template instance, compiles to PTX for compute_80 and compute_90 — with NVRTC
+from the nvidia-cuda-nvrtc-cu12 wheel, called through cupy_backends, which needs neither a GPU nor a driver.
+And the list of instances misses no kernel: what it lists is what the GPU loads and the emulator builds."""
+import re
+
+import pytest
+
+from ninx_kernels.cuda import sources
+
+ARCHITECTURES = ("compute_80", "compute_90")
+
+
+def _compile(module, architecture):
+    """(PTX text, {name expression: lowered (mangled) name}) of one module for one architecture."""
+    from cupy_backends.cuda.libs import nvrtc
+    program = nvrtc.createProgram(sources.path(module).read_text(), f"{module}.cu", [], [])
+    try:
+        for name in sources.MODULES[module]:
+            nvrtc.addNameExpression(program, name)
+        try:
+            nvrtc.compileProgram(program, [f"-arch={architecture}", *sources.NVRTC_OPTIONS])
+        except nvrtc.NVRTCError as error:
+            raise AssertionError(f"{module}.cu for {architecture}: {error}\n{nvrtc.getProgramLog(program)}") from None
+        return nvrtc.getPTX(program), {name: nvrtc.getLoweredName(program, name) for name in sources.MODULES[module]}
+    finally:
+        nvrtc.destroyProgram(program)
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+@pytest.mark.parametrize("module", sorted(sources.MODULES))
+def test_every_instance_compiles_to_ptx(module, architecture):
+    ptx, lowered = _compile(module, architecture)
+    text = ptx.decode() if isinstance(ptx, bytes) else ptx
+    assert f".target sm_{architecture.split('_')[1]}" in text
+    for name, symbol in lowered.items():
+        assert re.search(rf"\.entry {re.escape(symbol)}\(", text), f"{name} ({symbol}) is not a kernel in the PTX"
+
+
+@pytest.mark.parametrize("module", sorted(sources.MODULES))
+def test_every_kernel_is_instantiated_for_float_and_double(module):
+    kernels = set(re.findall(r"__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(",
+                             sources.path(module).read_text()))
+    assert kernels, f"no kernels found in {module}.cu"
+    assert set(sources.MODULES[module]) == {f"{k}<{t}>" for k in kernels for t in ("float", "double")}
+
+
+def test_every_source_is_listed():
+    assert {p.stem for p in sources.DIRECTORY.glob("*.cu")} == set(sources.MODULES)

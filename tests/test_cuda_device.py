@@ -1,0 +1,233 @@
+"""The cuda device: tensors and modules moving to it and back, the GEMM of its kernel table at the edges of its
+tiles and with its fused epilogue, a training run on it — on a GPU, or on the emulation layer with
+NINX_CUDA_EMULATE=1 — and, anywhere, the clear error when it cannot run."""
+import contextlib
+import io
+import sys
+import types
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import ninx
+import ninx.backend
+from ninx import nn
+from ninx.backend import Backend, get_backend
+from ninx_kernels import cuda
+
+needs_cuda = pytest.mark.skipif(not cuda.available(), reason="no GPU, and NINX_CUDA_EMULATE is not 1")
+
+
+# ---- moving between devices -------------------------------------------------------------------------------
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "bool"])
+def test_to_cuda_and_back_copies_the_values(dtype):
+    values = np.arange(-3, 9).reshape(3, 4)
+    t = ninx.tensor(values, dtype=dtype)
+    on_gpu = t.to("cuda")
+    assert (on_gpu.device, on_gpu.dtype, on_gpu.shape) == ("cuda", t.dtype, t.shape)
+    t.numpy()[...] = 0  # a copy: the cuda tensor keeps its values
+    back = on_gpu.cpu()
+    assert back.device == "cpu" and back.dtype == np.dtype(dtype)
+    assert np.array_equal(back.numpy(), values.astype(dtype))
+    assert on_gpu.to("cuda") is on_gpu and on_gpu.cuda() is on_gpu
+
+
+@needs_cuda
+def test_tensors_are_made_on_the_device():
+    for t in (ninx.tensor([[1.5, 2.5]], device="cuda"), ninx.zeros(1, 2, device="cuda"),
+              ninx.randn(1, 2, device="cuda"), ninx.tensor([1.0, 2.0]).cuda()):
+        assert t.device == "cuda" and isinstance(t.data, get_backend("cuda").xp.ndarray)
+    assert "device='cuda'" in repr(ninx.ones(2, device="cuda"))
+
+
+@needs_cuda
+def test_the_gradient_travels_back_to_the_cpu():
+    x = ninx.tensor([1.0, -2.0, 3.0], dtype="float64", requires_grad=True)
+    y = x.to("cuda")
+    (y * y).sum().backward()
+    assert x.grad.device == "cpu" and np.array_equal(x.grad.numpy(), [2.0, -4.0, 6.0])
+
+
+@needs_cuda
+def test_mixing_devices_is_an_error():
+    with pytest.raises(ValueError, match="different devices"):
+        ninx.tensor([1.0]) + ninx.tensor([1.0], device="cuda")
+
+
+def _small_net():
+    ninx.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(6, 6, 1), nn.ReLU6(), nn.AvgPool2d(2, 1, padding=1), nn.Conv2d(6, 3, 1),
+                         nn.GlobalAvgPool2d(), nn.Flatten())
+
+
+@needs_cuda
+def test_a_module_moved_to_cuda_computes_what_it_did_on_the_cpu():
+    x = np.random.default_rng(0).standard_normal((3, 2, 6, 6))
+    results = {}
+    for device in ("cpu", "cuda"):
+        net = _small_net().double().to(device)
+        assert {p.device for p in net.parameters()} == {device}
+        inputs = ninx.tensor(x, dtype="float64", device=device)
+        loss = ninx.nn.functional.cross_entropy(net(inputs), ninx.tensor([0, 1, 2], device=device))
+        loss.backward()
+        results[device] = [loss.numpy()] + [p.grad.numpy() for p in net.parameters()]
+    for on_cpu, on_cuda in zip(results["cpu"], results["cuda"]):
+        assert np.allclose(on_cuda, on_cpu, rtol=1e-10, atol=1e-12)
+
+
+@needs_cuda
+def test_ninx_train_runs_on_cuda(tmp_path):
+    from ninx.cli import main
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main(["train", "--model", "nin-digits", "--data", "digits", "--batch-size", "8", "--limit-batches",
+                     "2", "--epochs", "1", "--device", "cuda", "--out", str(tmp_path)]) == 0
+    assert "test accuracy" in stdout.getvalue()
+
+
+# ---- the GEMM of the kernel table: tile edges, layouts, batch rules, epilogue --------------------------------
+
+def _host(array):
+    return array if isinstance(array, np.ndarray) else array.get()
+
+
+def _operand(xp, rng, batch, rows, cols, dtype, layout):
+    """A (batch, rows, cols) device array of values in [-1, 1), laid out in memory as `layout` says."""
+    def values(*shape):
+        return xp.asarray(rng.uniform(-1, 1, shape).astype(dtype))
+    if layout == "transposed":
+        return values(batch, cols, rows).transpose(0, 2, 1)
+    if layout == "sliced":  # every other row, every third column, from an offset: nothing aligned
+        return values(batch, 2 * rows + 1, 3 * cols + 2)[:, 1::2, 2::3]
+    if layout == "reversed":
+        return values(batch, rows, cols)[::-1, ::-1, ::-1]
+    if layout == "broadcast":
+        return xp.broadcast_to(values(1, 1, cols), (batch, rows, cols))
+    return values(batch, rows, cols)
+
+
+def check_gemm(m, n, k, batches, layouts, dtype, accumulate=False, bias=False, relu_cap=None, seed=0):
+    """The cuda gemm against float64 einsum, within a rounding bound that grows with K."""
+    backend = get_backend("cuda")
+    xp, rng = backend.xp, np.random.default_rng(seed)
+    (ba, bb, bo), (a_layout, b_layout) = batches, layouts
+    a, b = _operand(xp, rng, ba, m, k, dtype, a_layout), _operand(xp, rng, bb, k, n, dtype, b_layout)
+    before, row_bias = rng.uniform(-1, 1, (bo, m, n)).astype(dtype), rng.uniform(-1, 1, m).astype(dtype)
+    a64, b64 = _host(a).astype(np.float64), _host(b).astype(np.float64)
+    expected, scale = (before.astype(np.float64) if accumulate else np.zeros((bo, m, n))), np.abs(before) + 1
+    for i in range(max(batches)):
+        expected[i % bo] += a64[i % ba] @ b64[i % bb]
+        scale[i % bo] += abs(a64[i % ba]) @ abs(b64[i % bb])
+    if bias:
+        expected += row_bias[:, None]
+    if relu_cap is not None:
+        expected = np.clip(expected, 0, relu_cap)
+    out = xp.asarray(before)
+    result = backend.gemm(a, b, out, accumulate=accumulate, bias=xp.asarray(row_bias) if bias else None,
+                          relu_cap=relu_cap)
+    assert result is out
+    bound = 2 * np.finfo(dtype).eps * (k + 3) * scale
+    error = np.abs(_host(out) - expected)
+    assert np.all(error <= bound), np.max(error - bound)
+
+
+LAYOUTS = ["contiguous", "transposed", "sliced", "reversed", "broadcast"]
+
+
+@needs_cuda
+@pytest.mark.parametrize("m, n, k", [(1, 1, 1), (10, 192, 27), (192, 10, 4), (63, 65, 15), (64, 64, 16),
+                                     (65, 129, 17), (3, 200, 0)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_at_the_edges_of_its_tiles(m, n, k, dtype):
+    """Sizes one short of, at and one past the 64×64 tile and the 16-deep k step; NiN's 10 and 192 channels."""
+    check_gemm(m, n, k, (1, 1, 1), ("contiguous", "contiguous"), dtype)
+    check_gemm(m, n, k, (2, 2, 2), ("transposed", "transposed"), dtype, seed=1)
+
+
+@needs_cuda
+@given(dtype=st.sampled_from([np.float32, np.float64]), m=st.integers(1, 70), n=st.integers(1, 70),
+       k=st.integers(0, 40), layouts=st.tuples(st.sampled_from(LAYOUTS), st.sampled_from(LAYOUTS)),
+       batches=st.sampled_from([(1, 1, 1), (3, 3, 3), (1, 2, 2), (2, 1, 2), (3, 3, 1), (4, 2, 2), (2, 4, 1)]),
+       accumulate=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_gemm_matches_einsum(dtype, m, n, k, layouts, batches, accumulate, seed):
+    check_gemm(m, n, k, batches, layouts, dtype, accumulate=accumulate, seed=seed)
+
+
+@needs_cuda
+@pytest.mark.parametrize("relu_cap", [None, np.inf, 6.0])
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("m", [40, 70])
+def test_gemm_epilogue_adds_bias_and_clamps(m, relu_cap, accumulate):
+    """The fused epilogue: clamp(Σ + out_before (accumulate) + bias[m], 0, cap). A batch-reduce onto so few
+    tiles is split into slices (see gemm.py), and the kernel adding the slices up applies it."""
+    check_gemm(m, 33, 20, (4, 4, 1), ("contiguous", "sliced"), np.float64, accumulate, bias=True, relu_cap=relu_cap)
+
+
+@needs_cuda
+def test_gemm_epilogue_in_the_gemm_kernel():
+    """300 output tiles need no split (on a GPU of up to 150 multiprocessors): the GEMM kernel applies it."""
+    check_gemm(3, 33, 20, (300, 300, 300), ("sliced", "contiguous"), np.float32, True, bias=True, relu_cap=6.0)
+
+
+@needs_cuda
+@pytest.mark.parametrize("shapes, error, words", [
+    (((2, 3), (1, 3, 4), (1, 2, 4)), ValueError, "a must be 3-D"),
+    (((1, 2, 3), (1, 5, 4), (1, 2, 4)), ValueError, "shapes do not agree"),
+    (((2, 2, 3), (3, 3, 4), (1, 2, 4)), ValueError, "must each divide"),
+])
+def test_gemm_bad_shapes_raise(shapes, error, words):
+    xp = get_backend("cuda").xp
+    a, b, out = (xp.zeros(s, dtype=np.float32) for s in shapes)
+    with pytest.raises(error, match=words):
+        get_backend("cuda").gemm(a, b, out)
+
+
+@needs_cuda
+def test_gemm_refuses_mixed_dtypes_and_strided_out():
+    backend = get_backend("cuda")
+    xp = backend.xp
+    with pytest.raises(TypeError, match="dtypes differ"):
+        backend.gemm(xp.zeros((1, 2, 3), np.float32), xp.zeros((1, 3, 4)), xp.zeros((1, 2, 4), np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        backend.gemm(xp.zeros((1, 2, 3)), xp.zeros((1, 3, 4)), xp.zeros((1, 4, 2)).transpose(0, 2, 1))
+
+
+# ---- when the device cannot run ----------------------------------------------------------------------------
+
+def _fake_cupy(device_count):
+    """A stand-in for the cupy module whose runtime reports `device_count` GPUs (or raises it)."""
+    def count():
+        if isinstance(device_count, Exception):
+            raise device_count
+        return device_count
+    return types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=count)))
+
+
+@pytest.mark.parametrize("cupy, words", [
+    (None, "needs CuPy, which is not installed"),
+    (_fake_cupy(RuntimeError("cudaErrorInsufficientDriver")), "needs an NVIDIA GPU with a working driver.*"
+                                                              "cudaErrorInsufficientDriver"),
+    (_fake_cupy(0), "needs an NVIDIA GPU, and CuPy sees none"),
+])
+def test_a_missing_gpu_or_cupy_is_named(monkeypatch, cupy, words):
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.delenv("NINX_CUDA_EMULATE", raising=False)
+    with pytest.raises(cuda.CudaUnavailable, match=words):
+        cuda.make_backend(Backend, emulate=False)
+    assert not cuda.available()
+    # and through the tensor API, which is where a user meets it
+    monkeypatch.delitem(ninx.backend._backends, "cuda", raising=False)
+    with pytest.raises(cuda.CudaUnavailable, match="NINX_CUDA_EMULATE=1"):
+        ninx.tensor([1.0], device="cuda")
+
+
+def test_a_missing_compiler_for_the_emulator_is_named(monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-compiler-for-ninx")
+    monkeypatch.setenv("NINX_CUDA_EMULATE", "1")
+    with pytest.raises(cuda.CudaUnavailable, match="C\\+\\+ compiler.*'no-such-compiler-for-ninx' was not found"):
+        cuda.make_backend(Backend, emulate=True)
+    assert not cuda.available()
