@@ -1,0 +1,92 @@
+"""The CPU speed suite: `python -m benchmarks` (also `ninx bench`).
+
+Sections, in order: roof (FMA peak, copy bandwidth), gemm (the GEMM core against numpy.matmul, float32 and
+float64), ops (each op of the small NiN, forward and backward, against PyTorch when importable) and train
+(the whole training step in images/s). Prints a table and writes JSON, Markdown and a roofline PNG to --out,
+named with the date and the machine. --quick is a smoke run: batch 2, small GEMMs, few repeats — its numbers
+mean nothing.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+SECTIONS = ("roof", "gemm", "ops", "train")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv, prog="python -m benchmarks"):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"comma-separated sections to run (default: all of {','.join(SECTIONS)})")
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny batch, few repeats")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads for ninx, the roof, numpy.matmul and PyTorch (default 2)")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference even if importable")
+    parser.add_argument("--out", default=str(RESULTS), help=f"folder for the result files (default {RESULTS})")
+    args = parser.parse_args(argv)
+    args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = set(args.sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {','.join(SECTIONS)}")
+    return args
+
+
+def gemm_rows(threads, quick):
+    """(rows of float32 and float64, BLAS description) of benchmarks.gemm: each side in a child process."""
+    from . import gemm
+    ninx, numpy = gemm.compare(threads, quick)
+    return gemm.rows(ninx, numpy, quick), numpy["blas"]
+
+
+def _log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def run(args):
+    """Run the chosen sections; the results dict (config, roof, blas, rows, machine)."""
+    import numba
+
+    from . import nin, ops, train_step
+    from .machine import machine_info
+    from .report import add_roof_fractions
+    from .roof import roof
+    from .torch_nin import load_torch
+
+    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    torch = None if args.no_torch or not {"ops", "train"} & set(args.sections) else load_torch(args.threads)
+    batch, warmup, repeats = (2, 1, 2) if args.quick else (nin.BATCH, 2, 7)
+    results = {"config": {"sections": args.sections, "quick": args.quick, "threads": args.threads,
+                          "batch": batch, "warmup": warmup, "repeats": repeats, "torch": torch is not None},
+               "rows": []}
+    if "roof" in args.sections:
+        _log("roof: FMA peak and copy bandwidth")
+        results["roof"] = roof(args.threads, args.quick)
+    if "gemm" in args.sections:
+        _log("gemm: the GEMM core against numpy.matmul, float32 and float64 (child processes)")
+        rows, results["blas"] = gemm_rows(args.threads, args.quick)
+        results["rows"] += rows
+    if "ops" in args.sections:
+        _log(f"ops: the small NiN's layers at batch {batch}")
+        results["rows"] += ops.run(batch, torch, warmup, repeats)
+    if "train" in args.sections:
+        _log(f"train: the small NiN's training step at batch {batch}")
+        results["rows"] += train_step.run(batch, torch, warmup, repeats)
+    results["machine"] = machine_info()
+    if "roof" in results:
+        add_roof_fractions(results["rows"], results["roof"])
+    return results
+
+
+def main(argv=None, prog="python -m benchmarks"):
+    """Entry point of `python -m benchmarks` and `ninx bench`; returns the exit status."""
+    from .report import terminal_table, write
+    args = parse_args(argv, prog)
+    results = run(args)
+    print(terminal_table(results))
+    for path in write(results, args.out).values():
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""ninx's GEMM core against numpy.matmul (OpenBLAS), float32 and float64: square sizes and NiN's 1×1 convs.
+
+    python -m benchmarks.gemm [--threads 2] [--quick]   # prints the table, writes results/gemm-<date>-<machine>.json
+
+Both sides get the same fixed number of threads (--threads, default 2), and each is timed in a child
+process of its own, with its own environment:
+- ninx runs with NUMBA_NUM_THREADS=threads and OPENBLAS_NUM_THREADS=1. OpenBLAS's idle workers keep spinning
+  for a while after every call (and after start-up), and on a 2-core machine they take a core from Numba's
+  threads: timed in one process, the numbers would measure that fight, not the kernel.
+- numpy runs with OPENBLAS_NUM_THREADS=threads and OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed, so that
+  OpenBLAS picks its own kernel for this CPU (a forced core type can be much slower); the JSON records
+  threadpoolctl's view of the BLAS, kernel ("architecture") included.
+The price of separate processes: the two sides cannot be timed alternately, as the rest of the suite is
+(see `timing`), so a slow spell of a shared machine may hit one side only. On a 2-core machine both wishes
+cannot be met at once; the load averages before and after are recorded to show such a spell.
+
+A 1×1 convolution of a batch is Y[n] = W (C_out × C_in) @ X[n] (C_in × H·W): ninx runs it as one call with
+W broadcast over the batch, numpy as np.matmul(W, X) with X of shape (N, C_in, H·W).
+
+--quick is a smoke run: sizes 256² and 512², the 1×1 convs at batch 2, few repeats. Its numbers mean nothing.
+"""
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import nin
+from .machine import OPENBLAS_VARIABLES, machine_info, machine_slug
+from .report import make_row
+from .timing import measure
+
+DTYPES = ("float32", "float64")
+SQUARE = (256, 512, 1024, 2048, 4096)
+QUICK_SQUARE = (256, 512)
+QUICK_BATCH = 2
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def cases(quick=False):
+    """[(label, batch, m, n, k, a broadcast over the batch)]: square GEMMs, then NiN's distinct 1×1 convs."""
+    out = [(f"{s}x{s}x{s}", 1, s, s, s, False) for s in (QUICK_SQUARE if quick else SQUARE)]
+    seen = set()
+    layers = nin.layers(QUICK_BATCH if quick else nin.BATCH)
+    for layer in (layer for layer in layers if layer.kind == "conv" and layer.args[1] == 1):
+        (batch, c_in, h, w), c_out = layer.input_shape, layer.args[0]
+        if (c_in, c_out, h, w) not in seen:
+            seen.add((c_in, c_out, h, w))
+            out.append((f"1x1 conv {c_in}->{c_out} @{h}x{w} N={batch}", batch, c_out, h * w, c_in, True))
+    return out
+
+
+def operands(batch, m, n, k, broadcast, dtype):
+    """Random a (1 or batch, m, k), b (batch, k, n) and an out (batch, m, n) of `dtype`."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((1 if broadcast else batch, m, k)).astype(dtype)
+    b = rng.standard_normal((batch, k, n)).astype(dtype)
+    return a, b, np.empty((batch, m, n), dtype)
+
+
+def schedule(flops, quick):
+    """(warm-up calls, timed calls) of a case: about 2 s of work at 100 GFLOP/s, between 5 and 100 calls."""
+    return (1, 2) if quick else (3, int(min(100, max(5, 2e11 / flops))))
+
+
+def time_side(side, quick):
+    """{dtype: {label: timing dict with GFLOP/s}} of one side ('ninx' or 'numpy') over all cases."""
+    if side == "ninx":
+        from ninx_kernels.cpu.gemm import gemm
+
+        def runner(a, b, out):
+            return lambda: gemm(a, b, out)
+    else:
+        def runner(a, b, out):
+            if len(a) == 1 and len(b) == 1:  # a plain matrix product, as numpy users would write it
+                return lambda: np.matmul(a[0], b[0], out=out[0])
+            return lambda: np.matmul(a[0] if len(a) == 1 else a, b, out=out)
+    results = {}
+    for dtype in DTYPES:
+        results[dtype] = {}
+        for label, batch, m, n, k, broadcast in cases(quick):
+            flops = 2.0 * batch * m * n * k
+            warmup, repeats = schedule(flops, quick)
+            timing = measure({label: runner(*operands(batch, m, n, k, broadcast, dtype))}, warmup,
+                             repeats)[label]
+            results[dtype][label] = dict(timing.as_dict(), gflops=flops / timing.median / 1e9)
+    return results
+
+
+def blas_info():
+    """threadpoolctl's description of the BLAS numpy uses (library, version, kernel, threads)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    return [pool for pool in threadpool_info() if pool.get("user_api") == "blas"]
+
+
+def child(side, quick):
+    """Time one side in this process and print {machine or blas, results} as JSON."""
+    report = {"results": time_side(side, quick)}
+    if side == "ninx":
+        report["machine"] = machine_info()
+    else:
+        report["blas"] = blas_info()
+    print(json.dumps(report))
+
+
+def side_env(side, threads):
+    """({variable: value} set, variables removed) in the environment of the child timing `side`."""
+    if side == "ninx":
+        return {"NUMBA_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": "1"}, ()
+    return {"OPENBLAS_NUM_THREADS": str(threads)}, OPENBLAS_VARIABLES
+
+
+def run_child(side, threads, quick):
+    """Run this module with --side `side` in a child process with that side's environment; its JSON report."""
+    changes, removed = side_env(side, threads)
+    env = dict({k: v for k, v in os.environ.items() if k not in removed}, **changes)
+    command = [sys.executable, "-m", f"{__package__}.gemm", "--side", side] + (["--quick"] if quick else [])
+    done = subprocess.run(command, env=env, check=True, stdout=subprocess.PIPE, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compare(threads=2, quick=False):
+    """(ninx's report, numpy's report), each from its own child process: see `child`."""
+    return run_child("ninx", threads, quick), run_child("numpy", threads, quick)
+
+
+def rows(ninx, numpy, quick=False):
+    """Result rows (see `report.make_row`) of every dtype and case, from the two children's reports."""
+    out = []
+    for dtype in DTYPES:
+        size = np.dtype(dtype).itemsize
+        for label, batch, m, n, k, broadcast in cases(quick):
+            flops = 2 * batch * m * n * k
+            traffic = size * ((1 if broadcast else batch) * m * k + batch * k * n + batch * m * n)
+            timings = {"ninx": ninx["results"][dtype][label], "numpy": numpy["results"][dtype][label]}
+            out.append(make_row("gemm", label, f"{batch}×({m}×{k} @ {k}×{n})", "", dtype, flops, traffic,
+                                timings))
+    return out
+
+
+def print_table(result_rows):
+    """ninx's and numpy's GFLOP/s and their ratio, one line per dtype and case."""
+    print(f"{'dtype':<9}{'shape':<34}{'ninx GFLOP/s':>14}{'numpy GFLOP/s':>15}{'ratio':>8}")
+    for row in result_rows:
+        ours, theirs = row["ninx"]["gflops"], row["reference"]["gflops"]
+        print(f"{row['dtype']:<9}{row['name']:<34}{ours:>14.1f}{theirs:>15.1f}{row['speed_ratio']:>8.2f}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog=f"python -m {__package__}.gemm", description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2, help="threads of each side (default 2)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, few repeats")
+    parser.add_argument("--side", choices=("ninx", "numpy"), help="internal: time one side in this process")
+    args = parser.parse_args(argv)
+    if args.side:
+        return child(args.side, args.quick)
+    load_before = os.getloadavg()  # other work on the machine shows up as slow, noisy timings
+    ninx, numpy = compare(args.threads, args.quick)
+    result_rows = rows(ninx, numpy, args.quick)
+    print_table(result_rows)
+    machine = ninx["machine"]
+    report = {"benchmark": "gemm", "dtypes": list(DTYPES), "threads": args.threads, "quick": args.quick,
+              "machine": machine, "numpy_blas": numpy["blas"],
+              "env": {side: dict(zip(("set", "removed"), side_env(side, args.threads))) for side in ("ninx", "numpy")},
+              "load_average_before": load_before, "load_average_after": os.getloadavg(), "rows": result_rows}
+    RESULTS.mkdir(exist_ok=True)
+    stem = f"gemm-{datetime.date.today().isoformat()}-{machine_slug(machine)}" + ("-quick" if args.quick else "")
+    path = RESULTS / f"{stem}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

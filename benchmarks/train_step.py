@@ -1,0 +1,68 @@
+"""The whole training step of the small NiN — forward, cross-entropy, backward, SGD update — in images/s.
+
+ninx's model is `ninx.models.get_model("nin-small")`; PyTorch's is built from the same `nin.SPEC`. Both
+train on the same random batch, so the row compares like with like (dropout on, float32, SGD lr 0.1).
+"""
+import warnings
+
+import numpy as np
+
+from . import nin
+from .report import make_row
+from .timing import measure
+
+
+def _step(functional, model, optimizer, x, labels):
+    """One training step as a closure; the same code for ninx and PyTorch."""
+    def step():
+        optimizer.zero_grad()
+        functional.cross_entropy(model(x), labels).backward()
+        optimizer.step()
+    return step
+
+
+def _count(parameters):
+    return sum(int(np.prod(p.shape)) for p in parameters)
+
+
+def _ninx_step(x, labels):
+    import ninx
+    from ninx import models, optim
+    model = models.get_model("nin-small", final_relu=True)  # nin.SPEC's last block ends in a ReLU too
+    model.train()
+    step = _step(ninx.nn.functional, model, optim.SGD(model.parameters(), lr=nin.LR),
+                 ninx.tensor(x), ninx.tensor(labels))
+    return step, _count(model.parameters())
+
+
+def _torch_step(torch, x, labels):
+    from .torch_nin import small_nin
+    model = small_nin(torch)
+    model.train()
+    step = _step(torch.nn.functional, model, torch.optim.SGD(model.parameters(), lr=nin.LR),
+                 torch.from_numpy(x), torch.from_numpy(labels))
+    return step, _count(model.parameters())
+
+
+def run(batch=nin.BATCH, torch=None, warmup=1, repeats=5):
+    """One 'train' row: ninx (when ninx.models and ninx.optim exist) and PyTorch (when given)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch,) + nin.IMAGE, dtype=np.float32)
+    labels = rng.integers(0, nin.CLASSES, batch)
+    steps = {}
+    try:
+        steps["ninx"] = _ninx_step(x, labels)
+    except ImportError as e:
+        warnings.warn(f"training step: ninx has no model or optimizer yet ({e}); timing PyTorch only")
+    if torch is not None:
+        steps["torch"] = _torch_step(torch, x, labels)
+    if not steps:
+        return []
+    for name, (_, count) in steps.items():
+        if count != nin.parameter_count():
+            warnings.warn(f"training step: {name}'s model has {count} parameters, the small NiN "
+                          f"{nin.parameter_count()}")
+    timings = measure({name: step for name, (step, _) in steps.items()}, warmup, repeats)
+    flops = 6 * nin.macs_per_image() * batch  # forward 2·MACs, backward 4·MACs (input and weight gradients)
+    shape = "×".join(map(str, (batch,) + nin.IMAGE))
+    return [make_row("train", "small NiN step", shape, "step", "float32", flops, None, timings, items=batch)]
