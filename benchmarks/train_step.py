@@ -28,7 +28,9 @@ def _count(parameters):
 def _ninx_step(x, labels):
     import ninx
     from ninx import models, optim
-    model = models.get_model("nin-small", final_relu=True)  # nin.SPEC's last block ends in a ReLU too
+    # like PyTorch's copy: nin.SPEC's last block ends in a ReLU, and PyTorch's default initialisation (with
+    # Kaiming-normal init this random batch at lr 0.1 diverges to NaN within a few steps)
+    model = models.get_model("nin-small", final_relu=True, init="default")
     model.train()
     step = _step(ninx.nn.functional, model, optim.SGD(model.parameters(), lr=nin.LR),
                  ninx.tensor(x), ninx.tensor(labels))

@@ -84,6 +84,17 @@ def test_spans_several_cache_blocks(dtype, layout):
     check(a, b, np.empty((2, m, n), dtype), False)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_broadcast_a_of_several_blocks_packed_once(dtype, layout):
+    """One A (MC+13 rows, KC+3 columns: several blocks, packed whole once) times three different Bs."""
+    rng = np.random.default_rng(3)
+    m, n, k = MC + 13, 2 * MR + 7, KC + 3
+    a = strided_view(rng, 1, m, k, dtype, layout)
+    b = strided_view(rng, 3, k, n, dtype, "contiguous")
+    check(a, b, rng.uniform(-1, 1, (3, m, n)).astype(dtype), True)
+
+
 def test_columns_past_the_b_block():
     rng = np.random.default_rng(1)
     a = strided_view(rng, 1, 5, 3, np.float32, "contiguous")

@@ -15,6 +15,13 @@ The ladder, float32 GFLOP/s on the 2-core Zen 4 (1 core: CPU time of the calling
   5: broadcast operand packed once per call, cheaper wrapper     1 core  96, 102 | 80, 68, 36
   6: one-vector tile for a thin last column panel                1 core  98, 103 | 81, 71, 42
   7: masked gathers for strided packing                          1 core  98, 103 | 81, 73, 47
+Then on the small NiN's per-image batches, 1 core (CPU time, min of 3): conv 5×5 96→192 at 13², N=128 —
+forward (1,192,2400)@(128,2400,169), input gradient (1,2400,192)ᵀ@(128,192,169), weight gradient
+(128,192,169)@(128,169,2400)ᵀ → (1,192,2400) — and the 1×1 96@28² weight gradient:
+  before 8                                                       78, 85, 67 | 65
+  8: a broadcast A of several blocks packed once per call         92, 94, 63 | 65
+  9: a transposed B packed by 16×16 register transposes            92, 94, 87 | 73
+ 10: a row-major A packed by register transposes too               95, 95, 92 | 87
 numpy.matmul (OpenBLAS, SkylakeX kernel) on the same machine: about 100 per core, 200 on 2 cores.
 """
 import math
@@ -191,14 +198,75 @@ def _gather_padded(typingctx, src, src_start, step, count, dst, dst_start, width
     return types.none(src, src_start, step, count, dst, dst_start, width), codegen
 
 
+@intrinsic
+def _transpose_into(typingctx, src, src_start, ld, count, dst, dst_start, dst_step, stored):
+    """dst[dst_start + k·dst_step + j] = src[src_start + j·ld + k] if j < count else 0, for k < W, j < stored.
+
+    W is the vector width (16 float32, 8 float64): W rows of W contiguous elements are loaded (rows past
+    count are zero), transposed in registers, and stored as W vectors. The transpose swaps one bit of the row
+    index with the same bit of the lane index per stage, for the bits d = 1, 2, 4, …: rows a and a + d
+    (bit d of a clear) become
+        row a:     lane l ← row a lane l       if bit d of l is clear, else row a + d lane l − d
+        row a + d: lane l ← row a lane l + d   if bit d of l is clear, else row a + d lane l
+    so log2(W) stages of W shuffles each; packing a transposed operand this way beats W-lane gathers."""
+    if not isinstance(dst, types.Array) or dst.dtype not in (types.float32, types.float64):
+        raise errors.TypingError("_transpose_into needs float32 or float64 arrays")
+
+    def codegen(context, builder, sig, args):
+        src_arr, src_start, ld, count, dst_arr, dst_start, dst_step, stored = args
+        elem = context.get_data_type(sig.args[4].dtype)
+        size = context.get_abi_sizeof(elem)
+        vec, _, masked_load, masked_store, _ = _vector_ops(context, builder, elem)
+        width = vec.count
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        src_ptr = builder.gep(context.make_array(sig.args[0])(context, builder, src_arr).data, [src_start])
+        dst_ptr = builder.gep(context.make_array(sig.args[4])(context, builder, dst_arr).data, [dst_start])
+        zero = ir.Constant(vec, [ir.Constant(elem, 0.0)] * width)
+        align = ir.Constant(i32, size)
+        rows = []
+        for j in range(width):
+            inside = _splat(builder, builder.icmp_signed("<", ir.Constant(i64, j), count), width)
+            row = builder.gep(src_ptr, [builder.mul(ir.Constant(i64, j), ld)])
+            rows.append(builder.call(masked_load, [row, align, inside, zero]))
+        d = 1
+        while d < width:
+            for a in range(width):
+                if a & d:
+                    continue
+                low = [l if not l & d else width + l - d for l in range(width)]
+                high = [l + d if not l & d else width + l for l in range(width)]
+                rows[a], rows[a + d] = (
+                    builder.shuffle_vector(rows[a], rows[a + d], ir.Constant(ir.VectorType(i32, width), low)),
+                    builder.shuffle_vector(rows[a], rows[a + d], ir.Constant(ir.VectorType(i32, width), high)))
+            d *= 2
+        lanes = ir.Constant(ir.VectorType(i64, width), list(range(width)))
+        store_mask = builder.icmp_signed("<", lanes, _splat(builder, stored, width))
+        for k in range(width):
+            dst = builder.gep(dst_ptr, [builder.mul(ir.Constant(i64, k), dst_step)])
+            builder.call(masked_store, [rows[k], dst, align, store_mask])
+        return context.get_dummy_value()
+
+    return types.none(src, src_start, ld, count, dst, dst_start, dst_step, stored), codegen
+
+
 @njit(inline="always")
 def _pack_a(base, a, m0, mc, k0, kc, panel):
     """panel[(r·kc + k)·MR + i] = A[m0 + r·MR + i, k0 + k], zero for rows past m0 + mc.
 
-    A[m, k] is base[a[0] + m·a[1] + k·a[2]] (a = offset, row stride, column stride in elements)."""
+    A[m, k] is base[a[0] + m·a[1] + k·a[2]] (a = offset, row stride, column stride in elements). A
+    row-major A (a[2] = 1) goes W columns of k at a time through register transposes (W ≥ MR rows loaded, MR
+    stored); the rest, and any other A, column by column."""
+    width = VECTOR_BYTES // panel.itemsize
+    row_major = a[2] == 1 and a[1] != 1 and width >= MR
     for r in range((mc + MR - 1) // MR):
         rows = min(MR, mc - r * MR)
-        for k in range(kc):
+        k = 0
+        if row_major:
+            for k in range(0, kc - width + 1, width):
+                src = a[0] + (m0 + r * MR) * a[1] + k0 + k
+                _transpose_into(base, src, a[1], rows, panel, (r * kc + k) * MR, MR, MR)
+            k = kc - kc % width
+        for k in range(k, kc):
             src = a[0] + (m0 + r * MR) * a[1] + (k0 + k) * a[2]
             _gather_padded(base, src, a[1], rows, panel, (r * kc + k) * MR, MR)
 
@@ -207,10 +275,20 @@ def _pack_a(base, a, m0, mc, k0, kc, panel):
 def _pack_b(base, b, k0, kc, n0, nc, nr, panel):
     """panel[(c·kc + k)·nr + j] = B[k0 + k, n0 + c·nr + j], zero for columns past n0 + nc.
 
-    B[k, n] is base[b[0] + k·b[1] + n·b[2]]."""
+    B[k, n] is base[b[0] + k·b[1] + n·b[2]]. A transposed B (b[1] = 1) goes W rows of k at a time through
+    register transposes, W columns per transpose; the rest, and any other B, row by row."""
+    width = VECTOR_BYTES // panel.itemsize
+    transposed = b[1] == 1 and b[2] != 1
     for c in range((nc + nr - 1) // nr):
         cols = min(nr, nc - c * nr)
-        for k in range(kc):
+        k = 0
+        if transposed:
+            for k in range(0, kc - width + 1, width):
+                for v in range(0, nr, width):
+                    src = b[0] + k0 + k + (n0 + c * nr + v) * b[2]
+                    _transpose_into(base, src, b[2], cols - v, panel, (c * kc + k) * nr + v, nr, width)
+            k = kc - kc % width
+        for k in range(k, kc):
             src = b[0] + (k0 + k) * b[1] + (n0 + c * nr) * b[2]
             _gather_padded(base, src, b[2], cols, panel, (c * kc + k) * nr, nr)
 
@@ -234,8 +312,11 @@ def _block_product(a_panel, b_panel, kc, nr, out, o, m0, mc, n0, nc, accumulate)
 
 
 @njit(inline="always")
-def _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, accumulate, work):
-    """out[o][m_lo:m_hi, n_lo:n_hi] (+)= Σ over batch indices i ≡ o (mod Bo) of the i-th product."""
+def _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, accumulate, work, a_all, m_pad):
+    """out[o][m_lo:m_hi, n_lo:n_hi] (+)= Σ over batch indices i ≡ o (mod Bo) of the i-th product.
+
+    A non-empty a_all holds the one (broadcast) A packed whole: the block at (k0, m0) starts at
+    k0·m_pad + m0·kc (`_pack_whole_a`)."""
     a_ba, b_bb, bo = a[4], b[4], out.shape[0]
     nr = NR_VECTORS * VECTOR_BYTES // out.itemsize
     a_panel = work[:MC * KC]
@@ -255,7 +336,9 @@ def _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, a
                     b_packed = (b_i[0], k0, n0)
                 for m0 in range(m_lo, m_hi, MC):
                     mc = min(MC, m_hi - m0)
-                    if a_packed != (a_i[0], k0, m0):
+                    if a_all.size:
+                        a_panel = a_all[k0 * m_pad + m0 * kc:]
+                    elif a_packed != (a_i[0], k0, m0):
                         _pack_a(a_base, a_i, m0, mc, k0, kc, a_panel)
                         a_packed = (a_i[0], k0, m0)
                     _block_product(a_panel, b_panel, kc, nr, out, o, m0, mc, n0, nc, add)
@@ -268,15 +351,31 @@ def _split(extent, step, parts, s):
     return min(extent, (tiles * s // parts) * step)
 
 
+@njit(inline="always")
+def _pack_whole_a(a_base, a, m_size, k_size, a_all):
+    """Pack the first A whole, MC rows × KC columns per parallel piece, in the layout of `_pack_a`'s panels
+    for all rows at once: the block of k columns from k0 (kc of them) holds m_pad·kc elements from k0·m_pad."""
+    m_pad = (m_size + MR - 1) // MR * MR
+    row_blocks = (m_size + MC - 1) // MC
+    for t in prange(row_blocks * ((k_size + KC - 1) // KC)):
+        m0, k0 = (t % row_blocks) * MC, (t // row_blocks) * KC
+        kc = min(KC, k_size - k0)
+        _pack_a(a_base, (a[0], a[1], a[2]), m0, min(MC, m_size - m0), k0, kc, a_all[k0 * m_pad + m0 * kc:])
+
+
 @njit(parallel=True, cache=True)
-def _gemm_kernel(a_base, a, b_base, b, out, batch, k_size, accumulate, splits, split_rows, work):
+def _gemm_kernel(a_base, a, b_base, b, out, batch, k_size, accumulate, splits, split_rows, work, a_all):
     """Run the Bo·splits tasks (output matrix o, piece s of its rows or columns) on len(work) workers.
 
-    a, b = (offset, row stride, column stride, batch stride, batch size) of each operand in its base."""
+    a, b = (offset, row stride, column stride, batch stride, batch size) of each operand in its base.
+    A non-empty a_all (room for the one A of a broadcast, packed) has it packed once for all tasks."""
     m_size, n_size = out.shape[1], out.shape[2]
     nr = NR_VECTORS * VECTOR_BYTES // out.itemsize
     tasks = out.shape[0] * splits
     workers = work.shape[0]
+    m_pad = (m_size + MR - 1) // MR * MR
+    if a_all.size:
+        _pack_whole_a(a_base, a, m_size, k_size, a_all)
     for w in prange(workers):
         for t in range(tasks * w // workers, tasks * (w + 1) // workers):
             o, s = divmod(t, splits)
@@ -285,7 +384,8 @@ def _gemm_kernel(a_base, a, b_base, b, out, batch, k_size, accumulate, splits, s
                 m_lo, m_hi = _split(m_size, MR, splits, s), _split(m_size, MR, splits, s + 1)
             else:
                 n_lo, n_hi = _split(n_size, nr, splits, s), _split(n_size, nr, splits, s + 1)
-            _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, accumulate, work[w])
+            _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, accumulate, work[w], a_all,
+                  m_pad)
 
 
 def _flat(name, x, batch):
@@ -309,6 +409,7 @@ def _flat(name, x, batch):
 
 
 _workspaces = {}
+_packed_as = {}
 
 
 def _workspace(dtype, workers):
@@ -322,6 +423,17 @@ def _workspace(dtype, workers):
         start = (-raw.ctypes.data % ALIGN) // itemsize
         _workspaces[key] = raw[start:start + workers * row].reshape(workers, row)
     return _workspaces[key]
+
+
+def _packed_a(dtype, m, k):
+    """Room for a whole packed A (m rows padded to MR, k columns), 64-byte aligned, kept for this thread."""
+    key = (np.dtype(dtype), threading.get_ident())
+    size = (m + MR - 1) // MR * MR * k
+    if key not in _packed_as or _packed_as[key].size < size:
+        raw = np.empty(size + ALIGN // key[0].itemsize, key[0])
+        start = (-raw.ctypes.data % ALIGN) // key[0].itemsize
+        _packed_as[key] = raw[start:start + size]
+    return _packed_as[key][:size]
 
 
 def _check(a, b, out):
@@ -368,9 +480,13 @@ def gemm(a, b, out, accumulate=False):
     split_rows = -(-m // MR) > -(-n // nr)
     tiles = -(-m // MR) if split_rows else -(-n // nr)
     splits = min(tiles, workers // math.gcd(bo, workers))
+    # a broadcast A of more than one block would be packed again for every product: pack it once instead
+    whole_a = ba == 1 and batch > 1 and (m > MC or k > KC)
+    a_all = _packed_a(a.dtype, m, k) if whole_a else np.empty(0, a.dtype)
     numba.set_num_threads(workers)  # one worker runs on the calling thread and wakes no other
     try:
-        _gemm_kernel(a_base, a_layout, b_base, b_layout, out, batch, k, bool(accumulate), splits, split_rows, work)
+        _gemm_kernel(a_base, a_layout, b_base, b_layout, out, batch, k, bool(accumulate), splits, split_rows, work,
+                     a_all)
     finally:
         numba.set_num_threads(threads)
     return out
