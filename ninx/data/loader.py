@@ -1,0 +1,41 @@
+"""`DataLoader`: batches of (images float32, labels int64) Tensors, shuffled and augmented by one numpy
+Generator whose state a checkpoint can save and restore (so a resumed run sees the same batches)."""
+import numpy as np
+
+from ..tensor import tensor
+
+
+class DataLoader:
+    """Iterate over `dataset` in batches of `batch_size` on `device`.
+
+    shuffle: a new order every epoch, drawn from `generator` (a numpy Generator, or an int seed for one).
+    drop_last: skip the last batch when it is smaller than `batch_size`.
+    transform: a batch transform (see ninx.data.transforms), called as transform(images, generator).
+    """
+
+    def __init__(self, dataset, batch_size=64, shuffle=False, drop_last=False, transform=None, generator=None,
+                 device="cpu"):
+        if not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.transform = transform
+        self.generator = generator if isinstance(generator, np.random.Generator) else np.random.default_rng(generator)
+        self.device = device
+
+    def __len__(self):
+        n, b = len(self.dataset), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __iter__(self):
+        n = len(self.dataset)
+        order = self.generator.permutation(n) if self.shuffle else np.arange(n)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            images, labels = self.dataset.batch(order[start:start + self.batch_size])
+            images = np.asarray(images, dtype=np.float32)
+            if self.transform is not None:
+                images = self.transform(images, self.generator)
+            yield (tensor(images, dtype=np.float32, device=self.device),
+                   tensor(labels, dtype=np.int64, device=self.device))
