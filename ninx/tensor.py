@@ -53,7 +53,23 @@ def common_backend(tensors):
     return backends.pop() if backends else get_backend("cpu")
 
 
-class Tensor:
+class Movable:
+    """PyTorch's shorthands for `to(...)`, shared by tensors and modules."""
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+
+class Tensor(Movable):
     """A multi-dimensional array that records the ops applied to it when `requires_grad` is set."""
 
     __array_priority__ = 1000  # numpy scalars and arrays defer to Tensor's operators
@@ -138,17 +154,6 @@ class Tensor:
         from .ops.arithmetic import Cast
         return Cast.apply(self, dtype=dtype)
 
-    def cpu(self):
-        return self.to("cpu")
-
-    def cuda(self):
-        return self.to("cuda")
-
-    def float(self):
-        return self.to(np.float32)
-
-    def double(self):
-        return self.to(np.float64)
 
     # ---- autograd ---------------------------------------------------------------------------------
     def backward(self, grad=None):

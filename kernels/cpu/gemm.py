@@ -35,6 +35,8 @@ from numba.core import cgutils, errors
 from numba.extending import intrinsic
 from numpy.lib.stride_tricks import as_strided
 
+from ..gemm_operands import check_gemm_operands
+
 MR = 12  # rows of the register tile
 VECTOR_BYTES = 64  # one AVX-512 register
 NR_VECTORS = 2  # columns of the register tile, in vectors: NR = 32 float32 or 16 float64
@@ -436,33 +438,12 @@ def _packed_a(dtype, m, k):
     return _packed_as[key][:size]
 
 
-def _check(a, b, out):
-    """Raise TypeError/ValueError unless a (Ba,M,K), b (Bb,K,N), out (Bo,M,N) form a valid batched GEMM."""
-    for name, x in (("a", a), ("b", b), ("out", out)):
-        if not isinstance(x, np.ndarray):
-            raise TypeError(f"gemm: {name} must be a numpy array, got {type(x).__name__}")
-        if x.ndim != 3:
-            raise ValueError(f"gemm: {name} must be 3-D (batch, rows, cols), got shape {x.shape}")
-    if a.dtype not in (np.float32, np.float64):
-        raise TypeError(f"gemm: a has dtype {a.dtype}; float32 or float64 needed")
-    if b.dtype != a.dtype or out.dtype != a.dtype:
-        raise TypeError(f"gemm: dtypes differ: a {a.dtype}, b {b.dtype}, out {out.dtype}")
-    (ba, m, k), (bb, k_b, n), (bo, m_o, n_o) = a.shape, b.shape, out.shape
-    if k_b != k or m_o != m or n_o != n:
-        raise ValueError(f"gemm: shapes do not agree: a {a.shape} @ b {b.shape} -> out {out.shape}")
-    batch = max(ba, bb, bo)
-    if any(x == 0 or batch % x for x in (ba, bb, bo)):
-        raise ValueError(f"gemm: batch sizes a {ba}, b {bb}, out {bo} must each divide their maximum {batch}")
-    if not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError(f"gemm: out {out.shape} with strides {out.strides} must be writeable and C-contiguous")
-
-
 def gemm(a, b, out, accumulate=False):
     """out[i % Bo] (+)= a[i % Ba] @ b[i % Bb] for i < max(Ba, Bb, Bo), summed over i; returns out.
 
     a (Ba, M, K) and b (Bb, K, N) may be any strided views; out (Bo, M, N) is C-contiguous and must not
     overlap them. accumulate=False overwrites out with the sum, accumulate=True adds the sum to out."""
-    _check(a, b, out)
+    check_gemm_operands(np.ndarray, a, b, out)
     (ba, m, k), (bb, _, n), bo = a.shape, b.shape, out.shape[0]
     batch = max(ba, bb, bo)
     if m == 0 or n == 0:

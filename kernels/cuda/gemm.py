@@ -7,6 +7,7 @@ out'[o + s·Bo] over s), and `sum_slices` adds them up in a fixed order: determi
 """
 import numpy as np
 
+from ..gemm_operands import check_gemm_operands
 from .launch import NULL, each_element, function
 
 TILE = 64  # rows and columns of out per block (gemm.cu's TILE_M, TILE_N)
@@ -16,24 +17,9 @@ BLOCKS_PER_MULTIPROCESSOR = 2  # fewer blocks than this many per multiprocessor:
 
 
 def _check(xp, a, b, out):
-    """Raise TypeError/ValueError unless a (Ba,M,K), b (Bb,K,N), out (Bo,M,N) form a valid batched GEMM."""
-    for name, x in (("a", a), ("b", b), ("out", out)):
-        if not isinstance(x, xp.ndarray):
-            raise TypeError(f"gemm: {name} must be a {xp.__name__} array, got {type(x).__name__}")
-        if x.ndim != 3:
-            raise ValueError(f"gemm: {name} must be 3-D (batch, rows, cols), got shape {x.shape}")
-    if a.dtype not in (np.float32, np.float64):
-        raise TypeError(f"gemm: a has dtype {a.dtype}; float32 or float64 needed")
-    if b.dtype != a.dtype or out.dtype != a.dtype:
-        raise TypeError(f"gemm: dtypes differ: a {a.dtype}, b {b.dtype}, out {out.dtype}")
-    (ba, m, k), (bb, k_b, n), (bo, m_o, n_o) = a.shape, b.shape, out.shape
-    if k_b != k or m_o != m or n_o != n:
-        raise ValueError(f"gemm: shapes do not agree: a {a.shape} @ b {b.shape} -> out {out.shape}")
-    batch = max(ba, bb, bo)
-    if any(x == 0 or batch % x for x in (ba, bb, bo)):
-        raise ValueError(f"gemm: batch sizes a {ba}, b {bb}, out {bo} must each divide their maximum {batch}")
-    if not out.flags.c_contiguous or not getattr(out.flags, "writeable", True):
-        raise ValueError(f"gemm: out {out.shape} with strides {out.strides} must be writeable and C-contiguous")
+    """The backend-neutral contract, plus the grid's limit on row tiles."""
+    check_gemm_operands(xp.ndarray, a, b, out)
+    m = a.shape[1]
     if -(-m // TILE) > MAX_GRID_YZ:
         raise ValueError(f"gemm: {m} rows need more than {MAX_GRID_YZ} tiles of {TILE}")
 

@@ -9,7 +9,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..autograd import no_grad
-from ..tensor import FLOAT_DTYPES, Tensor, is_device, tensor
+from ..tensor import FLOAT_DTYPES, Movable, Tensor, is_device, tensor
 
 
 class Parameter(Tensor):
@@ -23,7 +23,7 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
-class Module:
+class Module(Movable):
     """A layer or a model: holds parameters, buffers and sub-modules; subclasses define `forward`."""
 
     def __init__(self):
@@ -187,17 +187,6 @@ class Module:
                     t.grad = Tensor(grad.data, grad.backend)
         return self
 
-    def cpu(self):
-        return self.to("cpu")
-
-    def cuda(self):
-        return self.to("cuda")
-
-    def float(self):
-        return self.to(np.float32)
-
-    def double(self):
-        return self.to(np.float64)
 
     # ---- state ------------------------------------------------------------------------------------
     def state_dict(self):
