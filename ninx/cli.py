@@ -1,4 +1,4 @@
-"""The `ninx` command (also `python -m ninx`): train a model, evaluate a checkpoint, print a model summary."""
+"""The `ninx` command (also `python -m ninx`): train, evaluate a checkpoint, summarise a model, benchmark."""
 import argparse
 import os
 import sys
@@ -8,11 +8,12 @@ from .models import MODELS
 
 EXAMPLES = """\
 examples:
-  ninx train                                  train a small NiN on the bundled 8×8 digits (about a minute)
+  ninx train                                  train a small NiN on the bundled 8×8 digits (about 15 s)
   ninx train --data fashion-mnist --model nin-small --epochs 10 --out runs/fashion
   ninx train --out runs/fashion --resume      continue runs/fashion from its last checkpoint
   ninx eval --checkpoint runs/fashion/checkpoint.npz
   ninx summary --model nin --input 1,1,224,224
+  ninx bench --quick                          the speed suite, small and fast (see benchmarks/)
 
 Run `ninx COMMAND --help` for the options of each command.
 """
