@@ -3,26 +3,30 @@ kernels — built to train Network-in-Network models and to show what each layer
 import ninx_kernels  # noqa: F401  (fixes Numba's code generation before numba is imported)
 import numpy as np
 
-from . import models, nn, optim  # noqa: E402
-from .autograd import is_grad_enabled, no_grad  # noqa: E402
-from .random import manual_seed  # noqa: E402
+from . import methods  # noqa: E402,F401  (installs the Tensor's operators and methods)
+from . import data, models, nn, optim  # noqa: E402
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
+from .ops.shape import Cat  # noqa: E402
+from .random import generator, manual_seed  # noqa: E402
 from .tensor import Tensor, as_shape, tensor  # noqa: E402
 
 float32 = "float32"
 float64 = "float64"
 int64 = "int64"
+long = int64
 
 __version__ = "0.1.0"
 
 
 def cat(tensors, dim=0):
     """Concatenate tensors along `dim` (Inception joins its branches along channels)."""
-    from .ops.shape import Cat
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat needs at least one tensor")
     first = tensors[0]
-    dim = dim % max(first.ndim, 1)
+    if first.ndim == 0:
+        raise ValueError("cat: 0-d tensors cannot be concatenated; unsqueeze them first")
+    dim = methods.check_dim("cat", dim, first.ndim)
     for i, t in enumerate(tensors[1:], 1):
         if t.ndim != first.ndim or t.shape[:dim] + t.shape[dim + 1:] != first.shape[:dim] + first.shape[dim + 1:]:
             raise ValueError(f"cat: tensor {i} has shape {t.shape}, which does not match {first.shape} "
@@ -30,6 +34,15 @@ def cat(tensors, dim=0):
         if t.dtype != first.dtype:
             raise TypeError(f"cat: tensor {i} is {t.dtype}, tensor 0 is {first.dtype}")
     return Cat.apply(*tensors, dim=dim)
+
+
+def stack(tensors, dim=0):
+    """Join same-shaped tensors along a new axis `dim`."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack needs at least one tensor")
+    axis = methods.check_dim("stack", dim, tensors[0].ndim + 1)
+    return cat([t.unsqueeze(axis) for t in tensors], axis)
 
 
 def zeros(*shape, dtype="float32", requires_grad=False, device="cpu"):
@@ -42,5 +55,4 @@ def ones(*shape, dtype="float32", requires_grad=False, device="cpu"):
 
 def randn(*shape, dtype="float32", requires_grad=False, device="cpu"):
     """Standard normal samples from ninx's generator (see `manual_seed`)."""
-    from .random import generator
     return tensor(generator().standard_normal(as_shape(shape)), dtype=dtype, requires_grad=requires_grad, device=device)

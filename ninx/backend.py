@@ -1,33 +1,63 @@
 """Backends: where a tensor's array lives and which kernel table computes on it.
 
 A backend is a name ("cpu", "cuda"), an array module `xp` (numpy or cupy) for elementwise math and
-reductions, and a kernel table — the same small set of functions on every backend:
-
-    gemm(a, b, out, accumulate=False)          out[i % Bo] (+)= Σ a[i % Ba] @ b[i % Bb]   (3-D arrays)
-    im2col(x, geometry) -> cols                (N, C·kh·kw, oh·ow)
-    col2im(cols, geometry) -> gx               (N, C, H, W), the adjoint of im2col
-    relu(x, cap) -> y;  relu_backward(x, gy, cap) -> gx          (cap = inf for ReLU, 6 for ReLU6)
-    max_pool2d(x, geometry) -> (y, argmax);  max_pool2d_backward(gy, argmax, geometry) -> gx
-    avg_pool2d(x, geometry, count_include_pad) -> y;  avg_pool2d_backward(gy, geometry, count_include_pad) -> gx
-    batch_norm_stats(x) -> (mean, var)        per channel of x (N, C, H, W) over N, H, W; var biased; (C,) each
-    batch_norm_forward(x, mean, inv_std, weight, bias) -> y        y = (x − mean[c])·inv_std[c]·weight[c] + bias[c]
-    batch_norm_backward(x, gy, mean, inv_std, weight, training) -> (gx, gweight, gbias)
-        gbias = Σ gy, gweight = Σ gy·x̂ with x̂ = (x − mean)·inv_std (sums over N, H, W); with M = N·H·W,
-        gx = weight·inv_std/M · (M·gy − gbias − x̂·gweight) when training (batch statistics), else
-        gx = gy·weight·inv_std (running statistics are constants)
+reductions, and a kernel table: the functions of `KernelTable` below, declared here once. The CPU backend
+(`kernels/cpu/`) and the CUDA backend (`kernels/cuda/`) each provide every one of them, and the CUDA sources'
+map is derived from the same list, so the two pass the same conformance tests.
 
 `geometry` is a `ninx.geometry.Window2d` holding the shapes, kernel, stride, padding and dilation, validated
-before any kernel runs. Every op's forward and backward go through this table, so the CPU and CUDA backends
-pass the same conformance tests.
+before any kernel runs.
 """
 import importlib
 import os
+from typing import Protocol
 
 import numpy as np
 
-_KERNEL_TABLE = ("gemm", "im2col", "col2im", "relu", "relu_backward", "max_pool2d", "max_pool2d_backward",
-                 "avg_pool2d", "avg_pool2d_backward", "batch_norm_stats", "batch_norm_forward",
-                 "batch_norm_backward")
+
+class KernelTable(Protocol):
+    """What every backend computes; each op's forward and backward call only these."""
+
+    def gemm(self, a, b, out, accumulate=False):
+        """out[i % Bo] (+)= Σ a[i % Ba] @ b[i % Bb] over i < max(Ba, Bb, Bo), for 3-D arrays; returns out."""
+
+    def im2col(self, x, geometry):
+        """The column matrix (N, C·kh·kw, oh·ow) of an NCHW input."""
+
+    def col2im(self, cols, geometry):
+        """The adjoint of im2col: (N, C, H, W), each pixel summing the column entries taken from it."""
+
+    def relu(self, x, cap):
+        """min(max(x, 0), cap): cap = inf for ReLU, 6 for ReLU6."""
+
+    def relu_backward(self, x, gy, cap):
+        """gy where 0 < x < cap (and where x is NaN, or +inf for ReLU, as PyTorch), else 0."""
+
+    def max_pool2d(self, x, geometry):
+        """(y, argmax): the window maxima and the flat index iy·W + ix of each in its input plane."""
+
+    def max_pool2d_backward(self, gy, argmax, geometry):
+        """Each input pixel sums the gradients of the windows whose maximum it was."""
+
+    def avg_pool2d(self, x, geometry, count_include_pad, divisor_override):
+        """Window means with PyTorch's divisor rules."""
+
+    def avg_pool2d_backward(self, gy, geometry, count_include_pad, divisor_override):
+        """The adjoint of avg_pool2d."""
+
+    def batch_norm_stats(self, x):
+        """(mean, var) per channel of x (N, C, H, W) over N, H, W; var biased; (C,) each."""
+
+    def batch_norm_forward(self, x, mean, inv_std, weight, bias):
+        """y = (x − mean[c])·inv_std[c]·weight[c] + bias[c]."""
+
+    def batch_norm_backward(self, x, gy, mean, inv_std, weight, training):
+        """(gx, gweight, gbias): gbias = Σ gy, gweight = Σ gy·x̂ with x̂ = (x − mean)·inv_std (sums over
+        N, H, W); with M = N·H·W, gx = weight·inv_std/M · (M·gy − gbias − x̂·gweight) when training (batch
+        statistics), else gx = gy·weight·inv_std (running statistics are constants)."""
+
+
+KERNELS = tuple(name for name, value in vars(KernelTable).items() if callable(value) and not name.startswith("_"))
 
 
 class Backend:
@@ -36,10 +66,10 @@ class Backend:
     def __init__(self, name, xp, kernels):
         self.name = name
         self.xp = xp
-        missing = [k for k in _KERNEL_TABLE if not hasattr(kernels, k)]
+        missing = [k for k in KERNELS if not hasattr(kernels, k)]
         if missing:
             raise RuntimeError(f"backend {name!r} lacks kernels {missing}")
-        for k in _KERNEL_TABLE:
+        for k in KERNELS:
             setattr(self, k, getattr(kernels, k))
 
     def asarray(self, data, dtype):

@@ -18,6 +18,15 @@ def pair(value, name):
     raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
 
 
+def bounded_pair(op, value, name, minimum, context=""):
+    """`pair(value)` with both entries at least `minimum` (1 for sizes and strides, 0 for padding)."""
+    values = pair(value, name)
+    if min(values) < minimum:
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{op}: {name} must be {kind}, got {values}{context}")
+    return values
+
+
 def output_size(size, kernel, stride, padding, dilation, ceil_mode=False):
     span = dilation * (kernel - 1) + 1
     room = size + 2 * padding - span
@@ -74,14 +83,12 @@ def window2d(op, x_shape, kernel_size, stride, padding, dilation=1, ceil_mode=Fa
     Raises ValueError/TypeError naming `op`, the argument and the shapes, for: non-positive kernel, stride
     or dilation, negative padding, and a (dilated) kernel larger than the padded input.
     """
-    (kh, kw), (sh, sw) = pair(kernel_size, "kernel_size"), pair(stride, "stride")
-    (ph, pw), (dh, dw) = pair(padding, "padding"), pair(dilation, "dilation")
     n, c, h, w = x_shape
-    for name, values in (("kernel_size", (kh, kw)), ("stride", (sh, sw)), ("dilation", (dh, dw))):
-        if min(values) <= 0:
-            raise ValueError(f"{op}: {name} must be positive, got {values} for input of shape {tuple(x_shape)}")
-    if min(ph, pw) < 0:
-        raise ValueError(f"{op}: padding must be non-negative, got {(ph, pw)} for input of shape {tuple(x_shape)}")
+    context = f" for input of shape {tuple(x_shape)}"
+    (kh, kw), (sh, sw) = (bounded_pair(op, kernel_size, "kernel_size", 1, context),
+                          bounded_pair(op, stride, "stride", 1, context))
+    (ph, pw), (dh, dw) = (bounded_pair(op, padding, "padding", 0, context),
+                          bounded_pair(op, dilation, "dilation", 1, context))
     span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
     if span_h > h + 2 * ph or span_w > w + 2 * pw:
         raise ValueError(f"{op}: kernel {(kh, kw)} (dilation {(dh, dw)}, extent {(span_h, span_w)}) is larger "

@@ -1,4 +1,8 @@
-"""`Tensor`: an array on a backend, plus what autograd needs (requires_grad, grad, creator, generation)."""
+"""`Tensor`: an array on a backend, plus what autograd needs (requires_grad, grad, creator, generation, version).
+
+The operators and the methods that run ops (`+`, `@`, `sum`, `reshape`, …) are installed on the class by
+`ninx/methods.py`, once the ops are importable; this file holds what needs no op.
+"""
 import numpy as np
 
 from . import autograd
@@ -9,10 +13,37 @@ _ALLOWED_DTYPES = FLOAT_DTYPES + (np.dtype(np.int64), np.dtype(np.bool_))
 _DTYPE_NAMES = {dtype.name for dtype in _ALLOWED_DTYPES}
 
 
+class DimensionError(IndexError, ValueError):
+    """A dimension out of range: an IndexError as in PyTorch, and a ValueError as every bad argument in ninx."""
+
+
+def check_dim(op, dim, ndim, shape=None):
+    """`dim` (negatives allowed) as an axis of a tensor of `ndim` dimensions; a 0-d tensor accepts 0 and -1."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    size = max(ndim, 1)
+    if not -size <= dim < size:
+        of = f"shape {tuple(shape)}" if shape is not None else f"{ndim} dimensions"
+        raise DimensionError(f"{op}: dim {dim} is out of range for a tensor of {of} "
+                             f"(expected a dim in [{-size}, {size - 1}])")
+    return int(dim) % size
+
+
 def _default_dtype(data):
     """float32 for floating (and python-number) data, int64 for integers, bool for booleans."""
     kind = np.asarray(data).dtype.kind if not hasattr(data, "dtype") else np.dtype(data.dtype).kind
     return {"i": np.int64, "u": np.int64, "b": np.bool_}.get(kind, np.float32)
+
+
+def as_dtype(dtype):
+    """`dtype` as a numpy dtype ninx computes in (float32, float64, int64, bool), or a TypeError."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved not in _ALLOWED_DTYPES:
+        raise TypeError(f"dtype must be one of float32, float64, int64, bool; got {dtype!r}")
+    return resolved
 
 
 def as_shape(args):
@@ -25,9 +56,7 @@ def tensor(data, dtype=None, requires_grad=False, device="cpu"):
     if isinstance(data, Tensor):
         data = data.data
     backend = get_backend(device)
-    dtype = np.dtype(dtype if dtype is not None else _default_dtype(data))
-    if dtype not in _ALLOWED_DTYPES:
-        raise TypeError(f"dtype must be one of float32, float64, int64, bool; got {dtype}")
+    dtype = as_dtype(dtype if dtype is not None else _default_dtype(data))
     array = backend.xp.array(_to_host_if_foreign(data, backend), dtype=dtype, copy=True)
     return Tensor(array, backend, requires_grad)
 
@@ -42,6 +71,22 @@ def _to_host_if_foreign(data, backend):
 def is_device(target):
     """Whether `target` is a device ('cpu', 'cuda:0', a Backend) rather than a dtype (np.float64, 'float64')."""
     return isinstance(target, Backend) or (isinstance(target, str) and target not in _DTYPE_NAMES)
+
+
+def parse_to(args, device=None, dtype=None):
+    """(device, dtype) from PyTorch's forms of `to`: (device), (dtype), (device, dtype), (tensor), keywords."""
+    if len(args) > 2:
+        raise TypeError(f"to() takes at most a device and a dtype, got {len(args)} arguments")
+    for arg in args:
+        if isinstance(arg, Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif is_device(arg):
+            device = arg
+        else:
+            dtype = arg
+    if device is not None:
+        get_backend(device)  # a ValueError naming the device, before anything moves
+    return device, (None if dtype is None else as_dtype(dtype))
 
 
 def common_backend(tensors):
@@ -81,6 +126,7 @@ class Tensor(Movable):
         self.creator = None
         self.generation = 0
         self.requires_grad = False
+        self._version = 0
         if requires_grad:
             self.requires_grad_(True)
 
@@ -105,23 +151,53 @@ class Tensor(Movable):
     def is_leaf(self):
         return self.creator is None
 
+    @property
+    def grad_fn(self):
+        """The graph node that made this tensor (None for a leaf), as PyTorch's `grad_fn`."""
+        return self.creator
+
     def dim(self):
         return self.data.ndim
 
     def size(self, dim=None):
-        return self.shape if dim is None else self.shape[dim]
+        return self.shape if dim is None else self.shape[check_dim("size", dim, self.ndim)]
 
     def numel(self):
         return int(self.data.size)
 
     def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
 
     def requires_grad_(self, flag=True):
         if flag and self.dtype not in FLOAT_DTYPES:
             raise TypeError(f"only float32/float64 tensors can require grad, this one is {self.dtype}")
-        self.requires_grad = flag
+        if not flag and not self.is_leaf:
+            raise RuntimeError("requires_grad_(False) on a tensor made by an op: use detach()")
+        self.requires_grad = bool(flag)
         return self
+
+    # ---- python values ------------------------------------------------------------------------------
+    def _one_value(self, what):
+        if self.numel() != 1:
+            raise RuntimeError(f"{what} of a tensor with {self.numel()} values (shape {self.shape}) is ambiguous; "
+                               f"use .any() or .all(), or pick one element")
+        return self.numpy().reshape(()).item()
+
+    def __bool__(self):
+        return bool(self._one_value("the truth value"))
+
+    def __float__(self):
+        return float(self._one_value("float()"))
+
+    def __int__(self):
+        return int(self._one_value("int()"))
+
+    def __index__(self):
+        if self.dtype.kind not in "iub":
+            raise TypeError(f"only integer tensors of one element can be used as an index, got {self.dtype}")
+        return int(self._one_value("an index"))
 
     # ---- leaving the graph and the device ---------------------------------------------------------
     def numpy(self):
@@ -137,38 +213,56 @@ class Tensor(Movable):
         return self.numpy().tolist()
 
     def detach(self):
-        """The same data, cut from the graph."""
+        """The same data, cut from the graph (it shares the version counter's meaning: same memory)."""
         return Tensor(self.data, self.backend)
 
-    def to(self, target):
-        """A copy on another device ('cpu', 'cuda') or in another dtype; `self` when nothing changes."""
-        if is_device(target):
-            backend = get_backend(target)
-            if backend is self.backend:
-                return self
-            from .ops.shape import ToDevice
-            return ToDevice.apply(self, backend=backend)
-        dtype = np.dtype(target)
-        if dtype == self.dtype:
-            return self
-        from .ops.arithmetic import Cast
-        return Cast.apply(self, dtype=dtype)
+    # ---- in-place changes -----------------------------------------------------------------------------
+    def _modify(self, op):
+        """Bump the version before an in-place change; refuse where the graph would need to see it."""
+        if autograd.is_grad_enabled() and self.requires_grad:
+            raise RuntimeError(f"{op}: in-place change of a tensor of shape {self.shape} that requires grad; "
+                               f"do it under ninx.no_grad() (a leaf) or out of place (a result of an op)")
+        self._version += 1
 
+    def copy_(self, src):
+        """Copy `src` (a Tensor, array or number) into this tensor, broadcasting; casts to this dtype."""
+        self._modify("copy_")
+        value = src.data if isinstance(src, Tensor) else src
+        self.data[...] = self.backend.asarray(_to_host_if_foreign(value, self.backend), self.dtype)
+        return self
+
+    def fill_(self, value):
+        return self.copy_(value)
+
+    def zero_(self):
+        return self.copy_(0)
+
+    def bump_version(self):
+        """Record a change of `data` made in place by ninx itself (an optimizer step, `load_state_dict`)."""
+        self._version += 1
 
     # ---- autograd ---------------------------------------------------------------------------------
-    def backward(self, grad=None):
-        """Accumulate gradients of this tensor into the `.grad` of every leaf it depends on."""
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate gradients of this tensor into the `.grad` of every leaf it depends on.
+
+        The graph is freed on the way unless retain_graph=True; a second backward through it then raises."""
+        if create_graph:
+            raise NotImplementedError("backward(create_graph=True): ninx does not differentiate backward passes")
+        if inputs is not None:
+            raise NotImplementedError("backward(inputs=...): ninx accumulates into every leaf")
         if not self.requires_grad:
-            raise RuntimeError("backward() on a tensor that does not require grad")
-        if grad is None:
+            raise RuntimeError(f"backward() on a tensor of shape {self.shape} that does not require grad "
+                               f"(no input of the ops that made it requires grad, or it was made under no_grad)")
+        if gradient is None:
             if self.numel() != 1:
-                raise ValueError(f"backward() without grad needs a one-element tensor, got shape {self.shape}")
-            grad = self.backend.xp.ones_like(self.data)
+                raise ValueError(f"backward() without a gradient needs a one-element tensor, got shape "
+                                 f"{self.shape}")
+            gradient = self.backend.xp.ones_like(self.data)
         else:
-            grad = grad.data if isinstance(grad, Tensor) else self.backend.asarray(grad, self.dtype)
-            if tuple(grad.shape) != self.shape:
-                raise ValueError(f"grad has shape {tuple(grad.shape)}, tensor has shape {self.shape}")
-        autograd.backward(self, grad)
+            gradient = gradient.data if isinstance(gradient, Tensor) else self.backend.asarray(gradient, self.dtype)
+            if tuple(gradient.shape) != self.shape:
+                raise ValueError(f"gradient has shape {tuple(gradient.shape)}, tensor has shape {self.shape}")
+        autograd.backward(self, gradient, retain_graph=bool(retain_graph))
 
     def _accumulate(self, g):
         asarray = self.backend.xp.asarray  # numpy arithmetic on 0-d arrays gives scalars; a grad stays an array
@@ -185,148 +279,10 @@ class Tensor(Movable):
         extras = [f"dtype={self.dtype}"] if self.dtype != np.float32 else []
         if self.device != "cpu":
             extras.append(f"device='{self.device}'")
-        if self.requires_grad:
+        if self.creator is not None:
+            extras.append(f"grad_fn={self.creator!r}")
+        elif self.requires_grad:
             extras.append("requires_grad=True")
         return "tensor(" + ", ".join([body] + extras) + ")"
 
-    # ---- operators ----------------------------------------------------------------------------------
-    def _operand(self, other):
-        """`other` as a Tensor on this backend: python/numpy numbers take this tensor's dtype."""
-        if isinstance(other, Tensor):
-            if other.dtype != self.dtype:
-                raise TypeError(f"mismatched dtypes: {self.dtype} {self.shape} and {other.dtype} {other.shape}")
-            return other
-        return Tensor(self.backend.asarray(other, self.dtype), self.backend)
-
-    def __add__(self, other):
-        from .ops.arithmetic import Add
-        return Add.apply(self, self._operand(other))
-
-    def __radd__(self, other):
-        return self._operand(other) + self
-
-    def __sub__(self, other):
-        from .ops.arithmetic import Sub
-        return Sub.apply(self, self._operand(other))
-
-    def __rsub__(self, other):
-        return self._operand(other) - self
-
-    def __mul__(self, other):
-        from .ops.arithmetic import Mul
-        return Mul.apply(self, self._operand(other))
-
-    def __rmul__(self, other):
-        return self._operand(other) * self
-
-    def __truediv__(self, other):
-        from .ops.arithmetic import Div
-        return Div.apply(self, self._operand(other))
-
-    def __rtruediv__(self, other):
-        return self._operand(other) / self
-
-    def __neg__(self):
-        from .ops.arithmetic import Neg
-        return Neg.apply(self)
-
-    def __pow__(self, exponent):
-        from .ops.arithmetic import Pow
-        if isinstance(exponent, Tensor):
-            raise TypeError("power takes a python number as exponent")
-        return Pow.apply(self, exponent=float(exponent))
-
-    def __matmul__(self, other):
-        from .ops.matmul import matmul
-        return matmul(self, self._operand(other))
-
-    def __rmatmul__(self, other):
-        from .ops.matmul import matmul
-        return matmul(self._operand(other), self)
-
-    def __getitem__(self, index):
-        from .ops.shape import Index
-        return Index.apply(self, index=index.data if isinstance(index, Tensor) else index)
-
-    # comparisons give bool tensors outside the graph (masks, accuracy)
-    def _compare(self, other, op):
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor(op(self.data, other), self.backend)
-
-    def __eq__(self, other):
-        return self._compare(other, lambda a, b: a == b)
-
-    def __ne__(self, other):
-        return self._compare(other, lambda a, b: a != b)
-
-    def __lt__(self, other):
-        return self._compare(other, lambda a, b: a < b)
-
-    def __le__(self, other):
-        return self._compare(other, lambda a, b: a <= b)
-
-    def __gt__(self, other):
-        return self._compare(other, lambda a, b: a > b)
-
-    def __ge__(self, other):
-        return self._compare(other, lambda a, b: a >= b)
-
     __hash__ = object.__hash__
-
-    # ---- methods --------------------------------------------------------------------------------------
-    def sum(self, dim=None, keepdim=False):
-        from .ops.reduction import Sum
-        return Sum.apply(self, dim=dim, keepdim=keepdim)
-
-    def mean(self, dim=None, keepdim=False):
-        from .ops.reduction import Mean
-        return Mean.apply(self, dim=dim, keepdim=keepdim)
-
-    def max(self, dim=None, keepdim=False):
-        """Largest value over `dim` (like torch.amax: the gradient is shared evenly among tied maxima)."""
-        from .ops.reduction import Max
-        return Max.apply(self, dim=dim, keepdim=keepdim)
-
-    def argmax(self, dim=None):
-        return Tensor(self.backend.xp.argmax(self.data, axis=dim), self.backend)
-
-    def exp(self):
-        from .ops.arithmetic import Exp
-        return Exp.apply(self)
-
-    def log(self):
-        from .ops.arithmetic import Log
-        return Log.apply(self)
-
-    def relu(self):
-        from .nn.functional import relu
-        return relu(self)
-
-    def reshape(self, *shape):
-        from .ops.shape import Reshape
-        return Reshape.apply(self, shape=as_shape(shape))
-
-    view = reshape
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        start, end = start_dim % max(self.ndim, 1), end_dim % max(self.ndim, 1)
-        if self.ndim == 0:
-            return self.reshape(1)
-        middle = int(np.prod(self.shape[start:end + 1], dtype=np.int64))
-        return self.reshape(self.shape[:start] + (middle,) + self.shape[end + 1:])
-
-    def permute(self, *dims):
-        from .ops.shape import Permute
-        return Permute.apply(self, dims=as_shape(dims))
-
-    def transpose(self, dim0, dim1):
-        dims = list(range(self.ndim))
-        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
-        return self.permute(dims)
-
-    @property
-    def T(self):
-        return self.permute(tuple(reversed(range(self.ndim))))
-
-    def contiguous(self):
-        return self

@@ -1,12 +1,9 @@
-"""The CPU kernel table (Numba): the functions `ninx.backend` expects of every backend."""
+"""The CPU kernel table (Numba): the functions of `ninx.backend.KernelTable`, one file per family of ops."""
 from .activation import relu, relu_backward
 from .batchnorm import batch_norm_backward, batch_norm_forward, batch_norm_stats
 from .conv import col2im, im2col
 from .gemm import gemm
 from .memory import keep_freed_memory
 from .pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
-
-__all__ = ["gemm", "im2col", "col2im", "relu", "relu_backward", "max_pool2d", "max_pool2d_backward",
-           "avg_pool2d", "avg_pool2d_backward", "batch_norm_stats", "batch_norm_forward", "batch_norm_backward"]
 
 keep_freed_memory()

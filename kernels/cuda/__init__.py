@@ -4,9 +4,15 @@ CuPy — or, with NINX_CUDA_EMULATE=1, on the CPU through the emulation layer (e
     available()                      whether the cuda device can run here
     make_backend(Backend, emulate)   the backend (ninx.backend calls it), or CudaUnavailable saying what is missing
 """
+import functools
 import os
+from types import SimpleNamespace
 
-from .table import kernel_table
+from ninx.backend import KERNELS
+
+from . import activation, batchnorm, conv, gemm, pool
+
+WRAPPERS = (activation, batchnorm, conv, gemm, pool)  # kernels/cuda/<op>.py, each beside its <op>.cu
 
 
 class CudaUnavailable(RuntimeError):
@@ -39,6 +45,12 @@ def _emulated_device():
         return EmulatedDevice()
     except EmulatorUnavailable as error:
         raise CudaUnavailable(str(error)) from None
+
+
+def kernel_table(device):
+    """Every entry of ninx's kernel table, from the wrapper that defines it, with `device` bound."""
+    found = {name: getattr(w, name) for w in WRAPPERS for name in KERNELS if hasattr(w, name)}
+    return SimpleNamespace(**{name: functools.partial(f, device) for name, f in found.items()})
 
 
 def make_backend(Backend, emulate):

@@ -2,7 +2,9 @@
 each channel with one block per channel; the forward pass is one thread per element."""
 import numpy as np
 
-from .launch import each_element, function
+from .launch import Source
+
+SOURCE = Source("batchnorm", ("batch_norm_stats", "batch_norm_forward", "batch_norm_backward"))
 
 REDUCTION_THREADS = 128  # per channel's block; a multiple of the warp size
 
@@ -24,7 +26,7 @@ def batch_norm_stats(device, x):
     x, n, c, plane = _planes(device, x)
     mean, var = device.xp.empty(int(c), dtype=x.dtype), device.xp.empty(int(c), dtype=x.dtype)
     if c > 0:
-        stats = function(device, "batchnorm", "batch_norm_stats", x.dtype)
+        stats = SOURCE.kernel(device, "batch_norm_stats", x.dtype)
         stats((int(c),), (REDUCTION_THREADS,), (x, n, c, plane, mean, var))
     return mean, var
 
@@ -33,7 +35,7 @@ def batch_norm_forward(device, x, mean, inv_std, weight, bias):
     """y = (x − mean[c])·inv_std[c]·weight[c] + bias[c]."""
     x, _, c, plane = _planes(device, x)
     y = device.xp.empty_like(x)
-    each_element(device, "batchnorm", "batch_norm_forward", x.dtype, x.size,
+    SOURCE.each_element(device, "batch_norm_forward", x.dtype, x.size,
                  (x, *_per_channel(device, x.dtype, mean, inv_std, weight, bias), c, plane, np.int64(x.size), y))
     return y
 
@@ -45,7 +47,7 @@ def batch_norm_backward(device, x, gy, mean, inv_std, weight, training):
     gx = device.xp.empty_like(gy)
     gweight, gbias = device.xp.empty(int(c), dtype=gy.dtype), device.xp.empty(int(c), dtype=gy.dtype)
     if c > 0:
-        function(device, "batchnorm", "batch_norm_backward", x.dtype)(
+        SOURCE.kernel(device, "batch_norm_backward", x.dtype)(
             (int(c),), (REDUCTION_THREADS,),
             (x, gy, *_per_channel(device, x.dtype, mean, inv_std, weight), np.int32(bool(training)), n, c, plane,
              gx, gweight, gbias))

@@ -8,7 +8,9 @@ out'[o + s·Bo] over s), and `sum_slices` adds them up in a fixed order: determi
 import numpy as np
 
 from ..gemm_operands import check_gemm_operands
-from .launch import NULL, each_element, function
+from .launch import NULL, Source
+
+SOURCE = Source("gemm", ("gemm", "sum_slices"))
 
 TILE = 64  # rows and columns of out per block (gemm.cu's TILE_M, TILE_N)
 THREADS = 64  # per block (gemm.cu's THREADS)
@@ -55,10 +57,10 @@ def gemm(device, a, b, out, accumulate=False, bias=None, relu_cap=None):
     partial = out if slices == 1 else xp.empty((slices * bo, m, n), dtype=a.dtype)
     grid = (-(-n // TILE), -(-m // TILE), min(partial.shape[0], MAX_GRID_YZ))
     epilogue = (c, bias, low, high) if slices == 1 else (NULL, NULL, t(-np.inf), t(np.inf))
-    function(device, "gemm", "gemm", a.dtype)(grid, (THREADS,), (
+    SOURCE.kernel(device, "gemm", a.dtype)(grid, (THREADS,), (
         a, *_layout(a), np.int32(ba), b, *_layout(b), np.int32(bb), *epilogue, np.int32(m), np.int32(n),
         np.int32(k), np.int32(batch), np.int32(partial.shape[0]), partial))
     if slices > 1:
-        each_element(device, "gemm", "sum_slices", a.dtype, out.size,
+        SOURCE.each_element(device, "sum_slices", a.dtype, out.size,
                      (partial, np.int32(slices), np.int64(out.size), np.int32(m), np.int32(n), c, bias, low, high, out))
     return out

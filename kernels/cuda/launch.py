@@ -1,30 +1,45 @@
-"""What every launch needs: the template instance for a dtype, and the grid of a one-thread-per-element kernel.
+"""What every launch needs: a `Source` (one .cu file and its template instances), the instance for a dtype,
+and the grid of a one-thread-per-element kernel.
 
-A device (gpu.GpuDevice, or emulator.EmulatedDevice) offers `xp` (its array module), `multiprocessors`, and
-`function(module, name)`: a kernel callable as cupy's RawKernel is, `kernel(grid, block, args)`. Scalars go
-to kernels as numpy scalars of exactly the C parameter's type (np.int32 for int, np.int64 for long long), a
-null pointer as NULL.
+Each wrapper (activation.py, conv.py, …) declares the Source it launches, beside the functions that launch
+it, so a reader goes from an op's wrapper straight to its .cu file. A device (gpu.GpuDevice, or
+emulator.EmulatedDevice) offers `xp` (its array module), `multiprocessors`, and `function(source, instance)`:
+a kernel callable as cupy's RawKernel is, `kernel(grid, block, args)`. Scalars go to kernels as numpy scalars
+of exactly the C parameter's type (np.int32 for int, np.int64 for long long), a null pointer as NULL.
 """
+from pathlib import Path
+
 import numpy as np
 
+DIRECTORY = Path(__file__).resolve().parent
 NULL = np.uint64(0)  # a null pointer argument, as 8 zero bytes: CuPy 13.3 passes None as 0xffffffff (cupy#9046)
 THREADS = 128  # per block of a one-thread-per-element kernel
 BLOCKS_PER_MULTIPROCESSOR = 8  # its grid-stride loops need no more blocks than fill the GPU
 C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
 
-def function(device, module, kernel, dtype):
-    """The instance kernel<float> or kernel<double> of `module`.cu for `dtype`."""
-    if np.dtype(dtype) not in C_TYPES:
-        raise TypeError(f"{kernel}: the cuda kernels take float32 or float64, got {np.dtype(dtype)}")
-    return device.function(module, f"{kernel}<{C_TYPES[np.dtype(dtype)]}>")
+class Source:
+    """`<module>.cu` and the kernels it defines, each a template instantiated for float and double."""
 
+    def __init__(self, module, kernels):
+        self.module, self.kernels = module, tuple(kernels)
+        self.path = DIRECTORY / f"{module}.cu"
+        self.instances = tuple(f"{kernel}<{t}>" for kernel in self.kernels for t in C_TYPES.values())
 
-def each_element(device, module, kernel, dtype, count, args):
-    """Launch a grid-stride kernel over `count` elements (nothing to launch for none)."""
-    if count > 0:
-        blocks = min(-(-count // THREADS), BLOCKS_PER_MULTIPROCESSOR * device.multiprocessors)
-        function(device, module, kernel, dtype)((blocks,), (THREADS,), args)
+    def kernel(self, device, name, dtype):
+        """The instance name<float> or name<double> for `dtype`, on `device`."""
+        if np.dtype(dtype) not in C_TYPES:
+            raise TypeError(f"{name}: the cuda kernels take float32 or float64, got {np.dtype(dtype)}")
+        return device.function(self, f"{name}<{C_TYPES[np.dtype(dtype)]}>")
+
+    def each_element(self, device, name, dtype, count, args):
+        """Launch the grid-stride kernel `name` over `count` elements (nothing to launch for none)."""
+        if count > 0:
+            blocks = min(-(-count // THREADS), BLOCKS_PER_MULTIPROCESSOR * device.multiprocessors)
+            self.kernel(device, name, dtype)((blocks,), (THREADS,), args)
+
+    def __repr__(self):
+        return f"Source({self.module!r}, {self.kernels})"
 
 
 def window_args(g):

@@ -1,23 +1,13 @@
-"""The CUDA sources and the template instances each provides — the one list read by the GPU loader (as
-cupy.RawModule's name_expressions), by the emulator's build, and by the NVRTC compile test."""
-from pathlib import Path
+"""Every CUDA source with its template instances, gathered from the wrappers that launch them: the one list
+read by the emulator's build and by the NVRTC compile test (the GPU and the emulator load each wrapper's
+Source as it is first launched)."""
+from . import activation, batchnorm, conv, gemm, pool
+from .launch import DIRECTORY
 
-DIRECTORY = Path(__file__).resolve().parent
 NVRTC_OPTIONS = ("-std=c++17", f"-I{DIRECTORY}")
-
-
-def _for_each_float(*kernels):
-    return tuple(f"{kernel}<{t}>" for kernel in kernels for t in ("float", "double"))
-
-
-MODULES = {
-    "gemm": _for_each_float("gemm", "sum_slices"),
-    "conv": _for_each_float("im2col", "col2im"),
-    "pool": _for_each_float("max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward"),
-    "activation": _for_each_float("relu", "relu_backward"),
-    "batchnorm": _for_each_float("batch_norm_stats", "batch_norm_forward", "batch_norm_backward"),
-}
+SOURCES = {wrapper.SOURCE.module: wrapper.SOURCE for wrapper in (activation, batchnorm, conv, gemm, pool)}
+MODULES = {module: source.instances for module, source in SOURCES.items()}
 
 
 def path(module):
-    return DIRECTORY / f"{module}.cu"
+    return SOURCES[module].path

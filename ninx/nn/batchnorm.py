@@ -15,8 +15,11 @@ class BatchNorm2d(Module):
     keeps no running statistics and always uses the batch's.
     """
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None,
+                 dtype=None):
         super().__init__()
+        if not isinstance(num_features, int) or isinstance(num_features, bool) or num_features <= 0:
+            raise ValueError(f"BatchNorm2d: num_features must be a positive int, got {num_features!r}")
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = Parameter(np.ones(num_features)) if affine else None
@@ -25,6 +28,7 @@ class BatchNorm2d(Module):
         self.register_buffer("running_mean", tensor(np.zeros(num_features)) if tracked else None)
         self.register_buffer("running_var", tensor(np.ones(num_features)) if tracked else None)
         self.register_buffer("num_batches_tracked", tensor(0) if tracked else None)
+        self.to(device=device, dtype=dtype)
 
     def forward(self, input):
         tracking = self.training and self.track_running_stats

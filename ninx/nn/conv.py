@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from ..geometry import pair
+from ..geometry import bounded_pair
 from . import functional as F
 from . import init
 from .module import Module, Parameter
@@ -16,7 +16,7 @@ class Conv2d(Module):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True):
+                 bias=True, padding_mode="zeros", device=None, dtype=None):
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -25,12 +25,17 @@ class Conv2d(Module):
             raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} and "
                              f"out_channels={out_channels}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride = pair(kernel_size, "kernel_size"), pair(stride, "stride")
-        self.padding, self.dilation = pair(padding, "padding"), pair(dilation, "dilation")
+        if padding_mode != "zeros":
+            raise NotImplementedError(f"Conv2d: padding_mode={padding_mode!r}; ninx pads with zeros only")
+        self.kernel_size = bounded_pair("Conv2d", kernel_size, "kernel_size", 1)
+        self.stride = bounded_pair("Conv2d", stride, "stride", 1)
+        self.padding = padding if isinstance(padding, str) else bounded_pair("Conv2d", padding, "padding", 0)
+        self.dilation = bounded_pair("Conv2d", dilation, "dilation", 1)
         shape = (out_channels, in_channels // groups) + self.kernel_size
         self.weight = Parameter(np.zeros(shape))
         self.bias = Parameter(np.zeros(out_channels)) if bias else None
         self.reset_parameters()
+        self.to(device=device, dtype=dtype)
 
     def reset_parameters(self):
         """PyTorch's default: weight kaiming_uniform(a=√5), i.e. U(±1/√fan_in); bias U(±1/√fan_in)."""
@@ -44,7 +49,7 @@ class Conv2d(Module):
 
     def extra_repr(self):
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
+        if self.padding not in ((0, 0), "valid"):
             text += f", padding={self.padding}"
         if self.dilation != (1, 1):
             text += f", dilation={self.dilation}"

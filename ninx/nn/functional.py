@@ -7,12 +7,12 @@ import numpy as np
 
 from .. import random
 from ..geometry import padding_only_window, pair, window2d
-from ..ops.activation import Clamp, Dropout
+from ..ops.activation import Clamp, Dropout, Sigmoid
 from ..ops.batchnorm import BatchNorm
 from ..ops.conv import Conv2d
 from ..ops.loss import CrossEntropy, LogSoftmax, Softmax
 from ..ops.pool import AvgPool2d, MaxPool2d
-from ..tensor import FLOAT_DTYPES, Tensor
+from ..tensor import FLOAT_DTYPES, Tensor, check_dim
 
 
 def _check_tensor(op, name, value, ndim=None):
@@ -64,9 +64,24 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if bias is not None and bias.shape != (out_channels,):
         raise ValueError(f"{op}: bias must have shape ({out_channels},) for weight {weight.shape}, got {bias.shape}")
     if isinstance(padding, str):
-        raise TypeError(f"{op}: padding must be an int or a pair of ints, got {padding!r}")
+        padding = _named_padding(op, padding, weight.shape[2:], stride, dilation)
     geometry = window2d(op, input.shape, weight.shape[2:], stride, padding, dilation)
     return Conv2d.apply(input, weight, bias, geometry=geometry, groups=groups)
+
+
+def _named_padding(op, padding, kernel, stride, dilation):
+    """PyTorch's padding='valid' (none) and 'same' (output as large as the input: stride 1, symmetric)."""
+    if padding == "valid":
+        return 0
+    if padding != "same":
+        raise ValueError(f"{op}: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+    if pair(stride, "stride") != (1, 1):
+        raise ValueError(f"{op}: padding='same' needs stride 1, got stride {stride}")
+    spans = [d * (k - 1) for k, d in zip(kernel, pair(dilation, "dilation"))]
+    if any(span % 2 for span in spans):
+        raise NotImplementedError(f"{op}: padding='same' with an even kernel extent {tuple(kernel)} needs "
+                                  f"asymmetric padding, which ninx does not implement; pad explicitly")
+    return tuple(span // 2 for span in spans)
 
 
 def _pool_geometry(op, input, kernel_size, stride, padding, dilation, ceil_mode):
@@ -169,38 +184,77 @@ def linear(input, weight, bias=None):
     return y + bias if bias is not None else y
 
 
-def _dim(op, input, dim):
-    if not -input.ndim <= dim < input.ndim:
-        raise ValueError(f"{op}: dim {dim} is out of range for input of shape {input.shape}")
-    return dim % input.ndim
+def _softmax_along(op, function, input, dim):
+    """Softmax-like op along `dim`; a 0-d input is one value along its only axis, as in PyTorch."""
+    _check_tensor(op, "input", input)
+    _check_float(op, "input", input)
+    axis = check_dim(op, dim, input.ndim, input.shape)
+    if input.ndim == 0:
+        return function.apply(input.reshape(1), dim=0).reshape(())
+    return function.apply(input, dim=axis)
 
 
 def log_softmax(input, dim):
-    _check_tensor("log_softmax", "input", input)
-    return LogSoftmax.apply(input, dim=_dim("log_softmax", input, dim))
+    return _softmax_along("log_softmax", LogSoftmax, input, dim)
 
 
 def softmax(input, dim):
-    _check_tensor("softmax", "input", input)
-    return Softmax.apply(input, dim=_dim("softmax", input, dim))
+    return _softmax_along("softmax", Softmax, input, dim)
 
 
-def cross_entropy(input, target, reduction="mean"):
-    """Cross-entropy of logits (N, classes) against integer class labels (N,), via stable log-sum-exp."""
+def sigmoid(input):
+    """The logistic function 1 / (1 + e^(−x)), stable at any magnitude (σ(±100) is 1 and 0)."""
+    _check_tensor("sigmoid", "input", input)
+    _check_float("sigmoid", "input", input)
+    return Sigmoid.apply(input)
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Cross-entropy of logits (N, C) against class labels (N,) or class probabilities (N, C), with PyTorch's
+    class `weight`, `ignore_index` and `label_smoothing`; computed with the stable log-sum-exp."""
     op = "cross_entropy"
     _check_tensor(op, "input", input, 2)
     _check_float(op, "input", input)
-    labels = target.data if isinstance(target, Tensor) else input.backend.asarray(target, np.int64)
-    if labels.dtype.kind not in "iu" or labels.shape != input.shape[:1]:
-        raise ValueError(f"{op}: target must be integer labels of shape {input.shape[:1]} for input {input.shape}, "
-                         f"got {labels.dtype} {tuple(labels.shape)}")
-    if input.shape[0] == 0:
-        raise ValueError(f"{op}: input {input.shape} holds no samples")
-    if labels.min() < 0 or labels.max() >= input.shape[1]:
-        raise ValueError(f"{op}: target labels must lie in [0, {input.shape[1]}) for input {input.shape}")
+    n, classes = input.shape
+    xp, dtype = input.backend.xp, input.dtype
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    return CrossEntropy.apply(input, labels=labels, reduction=reduction)
+    if not 0 <= label_smoothing <= 1:
+        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if weight is not None:
+        _check_tensor(op, "weight", weight, 1)
+        _check_same(op, [("input", input), ("weight", weight)])
+        if weight.shape != (classes,):
+            raise ValueError(f"{op}: weight must have shape ({classes},) for input {input.shape}, got {weight.shape}")
+    w = xp.ones(classes, dtype=dtype) if weight is None else weight.data
+    target_data = target.data if isinstance(target, Tensor) else np.asarray(target)
+    kind = target_data.dtype.kind
+    if kind == "f" and tuple(target_data.shape) == input.shape:  # class probabilities
+        if isinstance(target, Tensor):
+            _check_same(op, [("input", input), ("target", target)])
+        probabilities = input.backend.asarray(target_data, dtype)
+        q = (probabilities * (1 - label_smoothing) + label_smoothing / classes) * w
+        return CrossEntropy.apply(input, target=q, denominator=n, reduction=reduction)
+    if kind in "iu" and tuple(target_data.shape) != (n,):
+        raise ValueError(f"{op}: target must be integer class labels of shape ({n},) for input {input.shape}, got "
+                         f"{tuple(target_data.shape)}")
+    if kind not in "iu":
+        raise TypeError(f"{op}: target must be integer class labels of shape ({n},) or float class probabilities "
+                        f"of shape {input.shape} for input {input.shape}, got {target_data.dtype} "
+                        f"{tuple(target_data.shape)}")
+    labels = input.backend.asarray(target_data, np.int64)
+    kept = labels != ignore_index
+    valid = labels[kept]
+    if valid.size and (int(valid.min()) < 0 or int(valid.max()) >= classes):
+        raise ValueError(f"{op}: target labels must lie in [0, {classes}) (or equal ignore_index={ignore_index}) "
+                         f"for input {input.shape}")
+    safe = xp.where(kept, labels, 0)
+    row_weight = w[safe] * kept                               # w_y, 0 for ignored rows
+    q = xp.zeros(input.shape, dtype=dtype)
+    q[xp.arange(n), safe] = (1 - label_smoothing) * row_weight
+    if label_smoothing:
+        q += (label_smoothing / classes) * w * kept.reshape(-1, 1)
+    return CrossEntropy.apply(input, target=q, denominator=float(row_weight.sum()), reduction=reduction)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):

@@ -47,8 +47,7 @@ def _fan(tensor, mode):
 def _fill(tensor, values):
     """Write host `values` into the tensor's array, in its dtype and on its device; return the tensor."""
     with no_grad():
-        tensor.data[...] = tensor.backend.asarray(values, tensor.dtype)
-    return tensor
+        return tensor.copy_(values)
 
 
 def uniform_(tensor, a=0.0, b=1.0):

@@ -4,19 +4,48 @@ from . import functional as F
 from .module import Module
 
 
-class ReLU(Module):
+class _Activation(Module):
+    """An elementwise activation. `inplace=True` is accepted for PyTorch code and computed out of place: the
+    values are the same, the input is left as it was."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class ReLU(_Activation):
     def forward(self, input):
         return F.relu(input)
 
 
-class ReLU6(Module):
+class ReLU6(_Activation):
     def forward(self, input):
         return F.relu6(input)
 
 
-class MaxPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+class Sigmoid(Module):
+    def forward(self, input):
+        return F.sigmoid(input)
+
+
+class Identity(Module):
+    """Returns its input; takes and ignores any arguments, as PyTorch's (a placeholder for a removed layer)."""
+
+    def __init__(self, *args, **kwargs):
         super().__init__()
+
+    def forward(self, input):
+        return input
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
+        super().__init__()
+        if return_indices:
+            raise NotImplementedError("MaxPool2d(return_indices=True): ninx keeps the indices inside the op only")
         self.kernel_size, self.stride = kernel_size, kernel_size if stride is None else stride
         self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
 
@@ -68,8 +97,9 @@ class GlobalAvgPool2d(Module):
 class Dropout(Module):
     """Zero each element with probability p in training mode (scaling the rest by 1/(1 − p)); identity in eval."""
 
-    def __init__(self, p=0.5):
+    def __init__(self, p=0.5, inplace=False):
         super().__init__()
+        self.inplace = inplace  # computed out of place, as the activations
         if not 0 <= p <= 1:
             raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
         self.p = p

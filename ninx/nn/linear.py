@@ -11,12 +11,16 @@ from .module import Module, Parameter
 class Linear(Module):
     """Maps (…, in_features) to (…, out_features); weight (out_features, in_features)."""
 
-    def __init__(self, in_features, out_features, bias=True):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"Linear: {name} must be a non-negative int, got {value!r}")
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.zeros((out_features, in_features)))
         self.bias = Parameter(np.zeros(out_features)) if bias else None
         self.reset_parameters()
+        self.to(device=device, dtype=dtype)
 
     def reset_parameters(self):
         """PyTorch's default: weight kaiming_uniform(a=√5), i.e. U(±1/√in_features); bias the same bound."""

@@ -4,12 +4,24 @@ A module finds its parameters, buffers and sub-modules by attribute assignment (
 `parameters()`, `state_dict()`, `to()` and `train()`/`eval()` reach the whole tree without bookkeeping in the
 subclasses — PyTorch's design, which makes ninx models read like PyTorch ones.
 """
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import numpy as np
 
 from ..autograd import no_grad
-from ..tensor import FLOAT_DTYPES, Movable, Tensor, is_device, tensor
+from ..tensor import FLOAT_DTYPES, Movable, Tensor, parse_to, tensor
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+class RemovableHandle:
+    """What `register_forward_hook` returns: `remove()` takes the hook out again."""
+
+    def __init__(self, hooks, key):
+        self.hooks, self.key = hooks, key
+
+    def remove(self):
+        self.hooks.pop(self.key, None)
 
 
 class Parameter(Tensor):
@@ -32,12 +44,41 @@ class Module(Movable):
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
 
     def forward(self, *inputs):
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *inputs, **kwargs):
-        return self.forward(*inputs, **kwargs)
+        """forward(), between the forward pre-hooks and hooks, as PyTorch: a pre-hook may return new inputs,
+        a hook a new output."""
+        for hook in list(self._forward_pre_hooks.values()):
+            changed = hook(self, inputs)
+            if changed is not None:
+                inputs = changed if isinstance(changed, tuple) else (changed,)
+        output = self.forward(*inputs, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            changed = hook(self, inputs, output)
+            if changed is not None:
+                output = changed
+        return output
+
+    def register_forward_pre_hook(self, hook):
+        """Call hook(module, inputs) before each forward; returns a handle whose remove() undoes it."""
+        return self._add_hook(self._forward_pre_hooks, hook)
+
+    def register_forward_hook(self, hook):
+        """Call hook(module, inputs, output) after each forward; returns a handle whose remove() undoes it."""
+        return self._add_hook(self._forward_hooks, hook)
+
+    @staticmethod
+    def _add_hook(hooks, hook):
+        if not callable(hook):
+            raise TypeError(f"a hook must be callable, got {type(hook).__name__}")
+        key = max(hooks, default=-1) + 1
+        hooks[key] = hook
+        return RemovableHandle(hooks, key)
 
     # ---- registration by attribute ----------------------------------------------------------------
     def __setattr__(self, name, value):
@@ -165,25 +206,29 @@ class Module(Movable):
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self):
-        """Forget the gradients of every parameter (set to None, as PyTorch's default)."""
-        for p in self.parameters():
-            p.grad = None
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradients of every parameter (set to None, PyTorch's default), or zero them in place."""
+        zero_grads(self.parameters(), set_to_none)
 
-    def to(self, target):
-        """Move every parameter and buffer to a device ('cpu', 'cuda'), or cast floating ones to a dtype.
+    def to(self, *args, device=None, dtype=None):
+        """Move every parameter and buffer to a device ('cpu', 'cuda') and/or cast floating ones to a dtype.
 
-        Tensors are changed in place, so an optimizer built before the move still holds the same parameters.
+        As PyTorch: `to(device)`, `to(dtype)`, `to(device, dtype)`, `to(tensor)` or keywords. Tensors are
+        changed in place, so an optimizer built before the move still holds the same parameters.
         """
-        casting = not is_device(target)
+        device, dtype = parse_to(args, device, dtype)
+        if dtype is not None and dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{type(self).__name__}.to: modules can be cast to float32 or float64 only, got {dtype}")
         with no_grad():
             for t in list(self.parameters()) + list(self.buffers()):
-                if casting and t.dtype not in FLOAT_DTYPES:
-                    continue  # integer buffers (a batch counter) keep their type, as in PyTorch
-                moved = t.to(target)
-                t.data, t.backend = moved.data, moved.backend
+                # integer buffers (a batch counter) keep their type, as in PyTorch
+                target = dict(device=device, dtype=dtype if t.dtype in FLOAT_DTYPES else None)
+                moved = t.to(**target)
+                if moved is not t:
+                    t.data, t.backend = moved.data, moved.backend
+                    t.bump_version()
                 if t.grad is not None:
-                    grad = t.grad.to(target)
+                    grad = t.grad.to(**target)
                     t.grad = Tensor(grad.data, grad.backend)
         return self
 
@@ -202,26 +247,38 @@ class Module(Movable):
                     state[f"{prefix}.{name}" if prefix else name] = value.detach()
         return state
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict, strict=True):
         """Copy tensors (or arrays) into the parameters and buffers of the same names, in place.
 
-        Strict: a missing or unexpected name, or a shape that differs, raises ValueError before anything is
-        copied. Values are cast to each tensor's dtype and moved to its device.
+        Every missing, unexpected and mis-shaped name is reported at once, in one ValueError raised before
+        anything is copied; strict=False allows missing and unexpected names (never a wrong shape) and loads
+        the rest. Values are cast to each tensor's dtype and moved to its device. Returns
+        (missing_keys, unexpected_keys), as PyTorch.
         """
         own = self.state_dict()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        if missing or unexpected:
-            raise ValueError(f"load_state_dict for {type(self).__name__}: missing keys {missing}, "
-                             f"unexpected keys {unexpected}")
+        misshaped = []
         for name, target in own.items():
-            value = state_dict[name]
-            shape = tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
-            if shape != target.shape:
-                raise ValueError(f"load_state_dict for {type(self).__name__}: {name!r} has shape {shape} in the "
-                                 f"state dict but {target.shape} in the module")
-        for name, target in own.items():
-            target.data[...] = tensor(state_dict[name], dtype=target.dtype, device=target.device).data
+            if name in state_dict:
+                value = state_dict[name]
+                shape = tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
+                if shape != target.shape:
+                    misshaped.append(f"{name!r}: {shape} in the state dict, {target.shape} in the module")
+        if misshaped or (strict and (missing or unexpected)):
+            problems = [f"missing keys {missing}"] if strict and missing else []
+            problems += [f"unexpected keys {unexpected}"] if strict and unexpected else []
+            problems += [f"wrong shapes: {'; '.join(misshaped)}"] if misshaped else []
+            raise ValueError(f"load_state_dict for {type(self).__name__}: " + ", ".join(problems))
+        with no_grad():
+            for name, target in own.items():
+                if name in state_dict:
+                    target.data[...] = tensor(state_dict[name], dtype=target.dtype, device=target.device).data
+        for param in self.parameters():
+            param.bump_version()
+        for buffer in self.buffers():
+            buffer.bump_version()
+        return IncompatibleKeys(missing, unexpected)
 
     # ---- printing ---------------------------------------------------------------------------------
     def extra_repr(self):
@@ -234,3 +291,12 @@ class Module(Movable):
             return f"{type(self).__name__}({self.extra_repr()})"
         head = [self.extra_repr()] if self.extra_repr() else []
         return f"{type(self).__name__}(\n  " + "\n  ".join(head + lines) + "\n)"
+
+
+def zero_grads(parameters, set_to_none=True):
+    """Set each parameter's gradient to None, or (set_to_none=False) to zeros in place, as PyTorch."""
+    for p in parameters:
+        if set_to_none or p.grad is None:
+            p.grad = None
+        else:
+            p.grad.data[...] = 0

@@ -1,4 +1,4 @@
-"""ReLU and ReLU6 (one clamp kernel with a cap), and dropout."""
+"""ReLU and ReLU6 (one clamp kernel with a cap), the logistic sigmoid, and dropout."""
 from ..autograd import Function
 
 
@@ -27,3 +27,18 @@ class Dropout(Function):
 
     def backward(self, gy):
         return gy * self.mask
+
+
+class Sigmoid(Function):
+    """σ(x) = 1 / (1 + e^(−x)), computed from e^(−|x|) ≤ 1 so nothing overflows: σ(±100) is 1 and 0.
+
+    dσ/dx = σ(1 − σ)."""
+
+    def forward(self, x):
+        xp = self.backend.xp
+        e = xp.exp(-xp.abs(x))
+        self.y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        return self.y
+
+    def backward(self, gy):
+        return gy * self.y * (1 - self.y)

@@ -2,7 +2,7 @@
 from ..autograd import Function
 
 
-def sum_to(xp, g, shape):
+def sum_to(g, shape):
     """Reduce gradient `g` to `shape` by summing over the axes that broadcasting expanded."""
     if tuple(g.shape) == tuple(shape):
         return g
@@ -17,8 +17,7 @@ class Add(Function):
         return a + b
 
     def backward(self, gy):
-        xp = self.backend.xp
-        return sum_to(xp, gy, self.shapes[0]), sum_to(xp, gy, self.shapes[1])
+        return sum_to(gy, self.shapes[0]), sum_to(gy, self.shapes[1])
 
 
 class Sub(Function):
@@ -27,8 +26,7 @@ class Sub(Function):
         return a - b
 
     def backward(self, gy):
-        xp = self.backend.xp
-        return sum_to(xp, gy, self.shapes[0]), sum_to(xp, -gy, self.shapes[1])
+        return sum_to(gy, self.shapes[0]), sum_to(-gy, self.shapes[1])
 
 
 class Mul(Function):
@@ -37,9 +35,8 @@ class Mul(Function):
         return a * b
 
     def backward(self, gy):
-        xp = self.backend.xp
-        ga = sum_to(xp, gy * self.b, self.a.shape) if self.needs_grad[0] else None
-        gb = sum_to(xp, gy * self.a, self.b.shape) if self.needs_grad[1] else None
+        ga = sum_to(gy * self.b, self.a.shape) if self.needs_grad[0] else None
+        gb = sum_to(gy * self.a, self.b.shape) if self.needs_grad[1] else None
         return ga, gb
 
 
@@ -49,9 +46,8 @@ class Div(Function):
         return a / b
 
     def backward(self, gy):
-        xp = self.backend.xp
-        ga = sum_to(xp, gy / self.b, self.a.shape) if self.needs_grad[0] else None
-        gb = sum_to(xp, -gy * self.a / (self.b * self.b), self.b.shape) if self.needs_grad[1] else None
+        ga = sum_to(gy / self.b, self.a.shape) if self.needs_grad[0] else None
+        gb = sum_to(-gy * self.a / (self.b * self.b), self.b.shape) if self.needs_grad[1] else None
         return ga, gb
 
 
@@ -108,3 +104,58 @@ class Cast(Function):
 
     def backward(self, gy):
         return gy.astype(self.source)
+
+
+class Abs(Function):
+    """|x|; the gradient is sign(x), 0 at 0 (as PyTorch)."""
+
+    def forward(self, x):
+        self.x = x
+        return self.backend.xp.abs(x)
+
+    def backward(self, gy):
+        return gy * self.backend.xp.sign(self.x)
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        self.y = self.backend.xp.sqrt(x)
+        return self.y
+
+    def backward(self, gy):
+        return gy / (2 * self.y)
+
+
+class Clip(Function):
+    """clamp(x, min, max) for python-number bounds (either may be None); the gradient passes where
+    min ≤ x ≤ max, bounds included (PyTorch's rule)."""
+
+    def __init__(self, low, high):
+        self.low, self.high = low, high
+
+    def forward(self, x):
+        self.x, t = x, x.dtype.type
+        y = x
+        if self.low is not None:
+            y = self.backend.xp.maximum(y, t(self.low))
+        if self.high is not None:
+            y = self.backend.xp.minimum(y, t(self.high))
+        return y if y is not x else x.copy()
+
+    def backward(self, gy):
+        inside = self.backend.xp.ones(self.x.shape, dtype=bool)
+        if self.low is not None:
+            inside &= self.x >= self.low
+        if self.high is not None:
+            inside &= self.x <= self.high
+        return gy * inside
+
+
+class Clone(Function):
+    """A copy that stays in the graph: the gradient passes unchanged."""
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, gy):
+        return gy

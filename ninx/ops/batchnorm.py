@@ -29,7 +29,12 @@ class BatchNorm(Function):
             mean, var = self.running_mean.copy(), self.running_var  # copied: a later training step moves it
         inv_std = 1 / xp.sqrt(var + x.dtype.type(self.eps))
         self.x, self.mean, self.inv_std, self.weight = x, mean, inv_std, weight
+        if x.size == 0:  # an empty batch (evaluation only: training needs values to take statistics of)
+            return x.copy()
         return backend.batch_norm_forward(x, mean, inv_std, weight, bias)
 
     def backward(self, gy):
+        if self.x.size == 0:
+            zeros = self.backend.xp.zeros(self.weight.shape, dtype=gy.dtype)
+            return gy.copy(), zeros, zeros.copy()
         return self.backend.batch_norm_backward(self.x, gy, self.mean, self.inv_std, self.weight, self.training)

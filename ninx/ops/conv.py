@@ -27,6 +27,9 @@ class Conv2d(Function):
     def forward(self, x, weight, bias=None):
         g, groups, xp = self.geometry, self.groups, self.backend.xp
         out_channels, length = weight.shape[0], g.oh * g.ow
+        self.empty = g.n == 0  # an empty batch: an empty output, and zero gradients for the weights
+        if self.empty:
+            return xp.zeros((0, out_channels, g.oh, g.ow), dtype=x.dtype)
         if self.pointwise:
             self.cols = xp.ascontiguousarray(x).reshape(g.n * groups, g.c // groups, length)
         else:
@@ -40,6 +43,9 @@ class Conv2d(Function):
 
     def backward(self, gy):
         g, groups, xp, gemm = self.geometry, self.groups, self.backend.xp, self.backend.gemm
+        if self.empty:
+            return tuple(xp.zeros(x.shape, dtype=gy.dtype) if wanted else None
+                         for x, wanted in zip(self.inputs, self.needs_grad))
         gy3 = xp.ascontiguousarray(gy).reshape(g.n * groups, -1, g.oh * g.ow)
         gx = gw = gb = None
         if self.needs_grad[0]:

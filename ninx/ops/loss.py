@@ -2,10 +2,14 @@
 
     log_softmax(x)_i = x_i − m − log Σ_j exp(x_j − m),   m = max_j x_j
 """
+import numpy as np
+
 from ..autograd import Function
 
 
 def _log_softmax(xp, x, dim):
+    if x.shape[dim] == 0:
+        return x.copy()  # an empty axis: nothing to normalise
     shifted = x - x.max(axis=dim, keepdims=True)
     return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
 
@@ -37,27 +41,33 @@ class Softmax(Function):
 
 
 class CrossEntropy(Function):
-    """−log softmax(logits)[label], averaged ('mean'), summed ('sum') or per sample ('none')."""
+    """Cross-entropy against a target distribution Q (N, classes) that already holds the class weights, label
+    smoothing and ignored rows: loss_n = −Σ_c Q_nc · log softmax(logits_n)_c, then 'mean' (divided by
+    `denominator`), 'sum' or 'none'. Hard labels y with weights w and smoothing ε give
+    Q_nc = (1 − ε)·w_y·[c = y] + ε·w_c/C (PyTorch's definition); `denominator` is then Σ_n w_yn over the rows
+    not ignored."""
 
-    def __init__(self, labels, reduction):
-        self.labels, self.reduction = labels, reduction
+    def __init__(self, target, denominator, reduction):
+        self.target, self.denominator, self.reduction = target, denominator, reduction
 
     def forward(self, logits):
         xp = self.backend.xp
         self.logp = _log_softmax(xp, logits, 1)
-        rows = xp.arange(logits.shape[0])
-        losses = -self.logp[rows, self.labels]
+        losses = -(self.target * self.logp).sum(axis=1)
         if self.reduction == "none":
             return losses
         total = losses.sum()
-        return total / logits.dtype.type(logits.shape[0]) if self.reduction == "mean" else total
+        if self.reduction == "sum":
+            return total
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 = NaN when every row is ignored or the batch is empty, as in PyTorch
+            return total / logits.dtype.type(self.denominator)
 
     def backward(self, gy):
-        # d loss_n / d logits_n = softmax(logits_n) − onehot(label_n)
+        # d loss_n / d logits_n = (Σ_c Q_nc)·softmax(logits_n) − Q_n
         xp = self.backend.xp
-        g = xp.exp(self.logp)
-        g[xp.arange(g.shape[0]), self.labels] -= 1
+        g = xp.exp(self.logp) * self.target.sum(axis=1, keepdims=True) - self.target
         if self.reduction == "none":
             return g * gy.reshape(-1, 1)
-        scale = gy / g.dtype.type(g.shape[0]) if self.reduction == "mean" else gy
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = gy / g.dtype.type(self.denominator) if self.reduction == "mean" else gy
         return g * scale

@@ -8,13 +8,14 @@ from .arithmetic import sum_to
 def batched(backend, a, b):
     """a (…, M, K) @ b (…, K, N) on the GEMM core; broadcast batch axes are materialised only if needed."""
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    m, n = a.shape[-2], b.shape[-1]
-    a3 = a.reshape((-1,) + a.shape[-2:]) if a.shape[:-2] in ((), batch) else \
-        backend.xp.broadcast_to(a, batch + a.shape[-2:]).reshape((-1,) + a.shape[-2:])
-    b3 = b.reshape((-1,) + b.shape[-2:]) if b.shape[:-2] in ((), batch) else \
-        backend.xp.broadcast_to(b, batch + b.shape[-2:]).reshape((-1,) + b.shape[-2:])
-    out = backend.xp.empty(batch + (m, n), dtype=a.dtype)
-    backend.gemm(a3, b3, out.reshape((-1, m, n)))
+    count = int(np.prod(batch, dtype=np.int64))
+    out = backend.xp.empty(batch + (a.shape[-2], b.shape[-1]), dtype=a.dtype)
+    operands = [x.reshape((int(np.prod(x.shape[:-2], dtype=np.int64)),) + x.shape[-2:]) if x.shape[:-2] in ((), batch)
+                else backend.xp.broadcast_to(x, batch + x.shape[-2:]).reshape((count,) + x.shape[-2:]) for x in (a, b)]
+    if out.size:
+        backend.gemm(*operands, out.reshape((count,) + out.shape[-2:]))
+    elif a.shape[-1] == 0 or out.size == 0:
+        out[...] = 0  # an empty sum is zero (K = 0); an empty output has nothing to compute
     return out
 
 
@@ -26,12 +27,11 @@ class MatMul(Function):
         return batched(self.backend, a, b)
 
     def backward(self, gy):
-        xp = self.backend.xp
         ga = gb = None
         if self.needs_grad[0]:
-            ga = sum_to(xp, batched(self.backend, gy, self.b.swapaxes(-1, -2)), self.a.shape)
+            ga = sum_to(batched(self.backend, gy, self.b.swapaxes(-1, -2)), self.a.shape)
         if self.needs_grad[1]:
-            gb = sum_to(xp, batched(self.backend, self.a.swapaxes(-1, -2), gy), self.b.shape)
+            gb = sum_to(batched(self.backend, self.a.swapaxes(-1, -2), gy), self.b.shape)
         return ga, gb
 
 

@@ -35,6 +35,13 @@ class Permute(Function):
         return gy.transpose(np.argsort(self.dims))
 
 
+def is_basic(index):
+    """Whether `index` uses basic indexing only (ints, slices, None, Ellipsis), which never repeats an element."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts) and \
+        not any(isinstance(p, bool) for p in parts)
+
+
 class Index(Function):
     """x[index] for basic and integer-array indices; the gradient scatters back (adding repeats)."""
 
@@ -48,7 +55,9 @@ class Index(Function):
     def backward(self, gy):
         xp = self.backend.xp
         gx = xp.zeros(self.x_shape, dtype=self.x_dtype)
-        if xp is np:
+        if is_basic(self.index):  # slices, ints, None, ...: every element is picked at most once
+            gx[self.index] = gy
+        elif xp is np:
             np.add.at(gx, self.index, gy)
         else:
             import cupyx

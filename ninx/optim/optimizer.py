@@ -5,8 +5,10 @@ Updates work on the raw arrays (`p.data`, `p.grad.data`) with the parameter's ar
 in place, under `no_grad`, so one implementation serves every device.
 """
 import copy
+import math
 
 from ..autograd import no_grad
+from ..nn.module import zero_grads
 from ..tensor import Tensor, tensor
 
 
@@ -38,13 +40,15 @@ class Optimizer:
         unknown = set(group) - set(self.defaults) - {"params", "initial_lr"}
         if unknown:
             raise ValueError(f"{type(self).__name__}: unknown hyperparameters {sorted(unknown)}")
+        for name, value in {**self.defaults, **group}.items():
+            numbers = value if isinstance(value, tuple) else (value,)
+            if name != "params" and any(not math.isfinite(v) for v in numbers if isinstance(v, (int, float))):
+                raise ValueError(f"{type(self).__name__}: {name} must be finite, got {value}")
         self.param_groups.append({**self.defaults, **group, "params": params})
 
-    def zero_grad(self):
-        """Forget the gradients of every parameter (set to None)."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                p.grad = None
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradients of every parameter (set to None, PyTorch's default), or zero them in place."""
+        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self):
         """Update every parameter that has a gradient, once."""
@@ -53,6 +57,7 @@ class Optimizer:
                 for p in group["params"]:
                     if p.grad is not None:
                         self.update(group, p, p.grad.data, self.state.setdefault(p, {}))
+                        p.bump_version()  # a graph that saved p before this step can no longer run backward
 
     def update(self, group, p, grad, state):
         raise NotImplementedError

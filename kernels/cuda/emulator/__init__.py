@@ -3,7 +3,6 @@ the CUDA execution model (cuda_emulator.h, runtime.cpp), launched like cupy's Ra
 (launcher.py) inside guard bands (guards.py). With NINX_CUDA_EMULATE=1 the cuda device runs on it."""
 import numpy as np
 
-from .. import sources
 from . import build
 from .launcher import EmulatedModule, KernelFault  # noqa: F401
 
@@ -19,7 +18,8 @@ class EmulatedDevice:
         build.compiler()  # no compiler: EmulatorUnavailable, naming what is missing
         self.modules = {}
 
-    def function(self, module, name):
-        if module not in self.modules:
-            self.modules[module] = EmulatedModule(sources.path(module), sources.MODULES[module])
-        return self.modules[module].get_function(name)
+    def function(self, source, instance):
+        """`instance` of the launch.Source `source`, built with all its instances on first use."""
+        if source.module not in self.modules:
+            self.modules[source.module] = EmulatedModule(source.path, source.instances)
+        return self.modules[source.module].get_function(instance)
