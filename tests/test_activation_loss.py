@@ -143,3 +143,14 @@ def test_cross_entropy_takes_labels_as_a_tensor_list_or_array(device):
     expected = ref.cross_entropy(np.array([[2.0, 0.5, -1.0], [0.0, 3.0, 1.0]]), np.array([0, 2]))
     for labels in ([0, 2], np.array([0, 2]), ninx.tensor([0, 2], device=device)):
         ref.assert_close(F.cross_entropy(logits, labels).numpy(), expected, np.float64, terms=4)
+
+
+def test_relu_gradient_at_infinity_and_nan_follows_pytorch(device):
+    # torch: relu passes the gradient wherever x > 0 is not false-by-kink: +inf and NaN pass; relu6 stops at and
+    # beyond 6 (inf included) and passes NaN
+    x = ninx.tensor([-1.0, 0.0, np.inf, np.nan, 6.0, 7.0], dtype=np.float64, requires_grad=True, device=device)
+    F.relu(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0, 0, 1, 1, 1, 1])
+    x.zero_grad_()
+    F.relu6(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0, 0, 0, 1, 0, 0])

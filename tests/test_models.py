@@ -11,54 +11,52 @@ from ninx.nn import functional as F
 from ninx.optim import Adam
 
 
-def conv(c_in, c_out, k):
-    """Parameters of a k×k convolution with bias: c_out·c_in·k² weights + c_out biases."""
-    return c_out * c_in * k * k + c_out
-
-
 def count(model):
     return sum(p.numel() for p in model.parameters())
 
 
-# ---- parameter counts, by hand ---------------------------------------------------------------------------
-
-def test_d2l_nin_has_1992166_parameters():
-    # block 1: 1·96·11² + 96 = 11,712;  two 1×1: 2·(96·96 + 96) = 18,624               →    30,336
-    # block 2: 96·256·5² + 256 = 614,656;  two 1×1: 2·(256·256 + 256) = 131,584         →   746,240
-    # block 3: 256·384·3² + 384 = 885,120;  two 1×1: 2·(384·384 + 384) = 295,680        → 1,180,800
-    # block 4: 384·10·3² + 10 = 34,570;  two 1×1: 2·(10·10 + 10) = 220                  →    34,790
-    assert 30_336 + 746_240 + 1_180_800 + 34_790 == 1_992_166
-    assert conv(1, 96, 11) + 2 * conv(96, 96, 1) == 30_336  # the helper agrees with the arithmetic above
-    assert count(nin_d2l()) == 1_992_166
-
-
-def test_small_nin_has_979814_parameters():
-    # block 1: 1·96·5² + 96 = 2,496;  two 1×1: 2·(96·96 + 96) = 18,624                  →  21,120
-    # block 2: 96·192·5² + 192 = 460,992;  two 1×1: 2·(192·192 + 192) = 74,112          → 535,104
-    # block 3: 192·192·3² + 192 = 331,968;  two 1×1: 74,112                             → 406,080
-    # block 4: 192·10·3² + 10 = 17,290;  two 1×1: 2·(10·10 + 10) = 220                  →  17,510
-    assert 21_120 + 535_104 + 406_080 + 17_510 == 979_814
-    assert count(get_model("nin-small")) == 979_814
+def expected_params(model):
+    """Parameters from each layer's hyper-parameters, not from its arrays: a k×k conv with bias has
+    out·(in/groups)·kh·kw weights and out biases, a linear layer out·in + out, batch norm 2·C."""
+    total = 0
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            kh, kw = m.kernel_size
+            total += m.out_channels * (m.in_channels // m.groups) * kh * kw + (m.out_channels if m.bias is not None else 0)
+        elif isinstance(m, nn.Linear):
+            total += m.out_features * m.in_features + (m.out_features if m.bias is not None else 0)
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
+            total += 2 * m.num_features
+    return total
 
 
-def test_cifar10_nin_has_966986_parameters():
-    # mlpconv 1: 3·192·5² + 192 = 14,592;  192·160 + 160 = 30,880;  160·96 + 96 = 15,456      →  60,928
-    # mlpconv 2: 96·192·5² + 192 = 460,992;  two 192·192 + 192 = 2·37,056 = 74,112           → 535,104
-    # mlpconv 3: 192·192·3² + 192 = 331,968;  192·192 + 192 = 37,056;  192·10 + 10 = 1,930   → 370,954
-    assert 60_928 + 535_104 + 370_954 == 966_986
-    assert count(nin_cifar10()) == 966_986
+def conv_table(model):
+    """(in, out, kernel) of every convolution, in order: the layer table of the model's docstring."""
+    return [(m.in_channels, m.out_channels, m.kernel_size[0]) for m in model.modules() if isinstance(m, nn.Conv2d)]
 
 
-def test_32_and_digits_nins():
-    # nin-32: 3·64·25 + 64 = 4,864 + 2·(64·64 + 64) = 8,320                  →  13,184
-    #         64·128·25 + 128 = 204,928 + 2·(128·128 + 128) = 33,024         → 237,952
-    #         128·128·9 + 128 = 147,584 + 33,024                             → 180,608
-    #         128·10·9 + 10 = 11,530 + 2·110 = 220                           →  11,750
-    assert count(get_model("nin-32")) == 13_184 + 237_952 + 180_608 + 11_750 == 443_494
-    # nin-digits: 1·32·9 + 32 = 320 + 2·(32·32 + 32) = 2,112                 →   2,432
-    #             32·64·9 + 64 = 18,496 + 2·(64·64 + 64) = 8,320             →  26,816
-    #             64·10·9 + 10 = 5,770 + 2·110 = 220                         →   5,990
-    assert count(get_model("nin-digits")) == 2_432 + 26_816 + 5_990 == 35_238
+def mlpconv_rows(c_in, widths, k):
+    return [(c_in, widths[0], k), (widths[0], widths[1], 1), (widths[1], widths[2], 1)]
+
+
+# ---- parameter counts: from the layer table, and pinned ------------------------------------------------------
+
+@pytest.mark.parametrize("name, rows, total", [
+    ("nin", mlpconv_rows(1, (96,) * 3, 11) + mlpconv_rows(96, (256,) * 3, 5) + mlpconv_rows(256, (384,) * 3, 3)
+     + mlpconv_rows(384, (10,) * 3, 3), 1_992_166),
+    ("nin-small", mlpconv_rows(1, (96,) * 3, 5) + mlpconv_rows(96, (192,) * 3, 5)
+     + mlpconv_rows(192, (192,) * 3, 3) + mlpconv_rows(192, (10,) * 3, 3), 979_814),
+    ("nin-cifar10", mlpconv_rows(3, (192, 160, 96), 5) + mlpconv_rows(96, (192, 192, 192), 5)
+     + mlpconv_rows(192, (192, 192, 10), 3), 966_986),
+    ("nin-32", mlpconv_rows(3, (64,) * 3, 5) + mlpconv_rows(64, (128,) * 3, 5) + mlpconv_rows(128, (128,) * 3, 3)
+     + mlpconv_rows(128, (10,) * 3, 3), 443_494),
+    ("nin-digits", mlpconv_rows(1, (32,) * 3, 3) + mlpconv_rows(32, (64,) * 3, 3) + mlpconv_rows(64, (10,) * 3, 3),
+     35_238),
+])
+def test_each_nin_has_its_layer_table_and_parameter_count(name, rows, total):
+    model = get_model(name)
+    assert conv_table(model) == rows
+    assert count(model) == expected_params(model) == total
 
 
 # ---- structure and shapes ---------------------------------------------------------------------------------
@@ -105,7 +103,7 @@ def test_cifar10_nin_pools_round_up_as_caffe():
 
 
 def test_registry():
-    assert set(MODELS) == {"nin", "nin-cifar10", "nin-small", "nin-digits", "nin-32"}
+    assert {"nin", "nin-cifar10", "nin-small", "nin-digits", "nin-32"} <= set(MODELS)
     assert input_shape("nin") == (1, 224, 224) and input_shape("nin-cifar10") == (3, 32, 32)
     assert input_shape("nin-small", in_channels=3) == (3, 28, 28)
     model = get_model("nin-small", num_classes=5, in_channels=3)

@@ -82,3 +82,19 @@ def test_strided_and_padded_1x1_goes_through_im2col_and_still_is_per_pixel(devic
     pointwise = F.conv2d(tensor(np.ascontiguousarray(padded)), tensor(w0), tensor(b0)).numpy()
     ref.assert_close(strided, pointwise, np.float64, terms=c + 1,
                      magnitude=ref.conv2d(abs(padded), abs(w0), abs(b0)))
+
+
+@pytest.mark.parametrize("kernel, stride, padding, lowered", [
+    (1, 1, 0, False), ((1, 1), 1, 0, False), (1, 2, 0, True), (1, 1, 1, True), (3, 1, 1, True), ((1, 3), 1, 0, True)])
+def test_only_the_1x1_stride_1_unpadded_convolution_skips_im2col(device, monkeypatch, kernel, stride, padding,
+                                                                 lowered):
+    backend = ninx.backend.get_backend(device)
+    calls = []
+    for name in ("im2col", "col2im"):
+        real = getattr(backend, name)
+        monkeypatch.setattr(backend, name, lambda *args, _real=real, _name=name: calls.append(_name) or _real(*args))
+    x = ninx.tensor(values((2, 4, 5, 5), 0), dtype=np.float64, requires_grad=True, device=device)
+    k = (kernel, kernel) if isinstance(kernel, int) else kernel
+    w = ninx.tensor(values((3, 4) + k, 1), dtype=np.float64, requires_grad=True, device=device)
+    F.conv2d(x, w, stride=stride, padding=padding).sum().backward()
+    assert calls == (["im2col", "col2im"] if lowered else [])

@@ -12,9 +12,12 @@ def _clamp(x, cap, y):
 
 @njit(parallel=True, cache=True)
 def _clamp_backward(x, gy, cap, gx):
-    # the gradient passes where 0 < x < cap (PyTorch's rule: none at the kinks themselves)
+    # PyTorch's rule: the gradient stops where x <= 0 and, for a finite cap (ReLU6), where x >= cap; it passes
+    # everywhere else, NaN included, and +inf for ReLU (cap = inf). None passes at the kinks themselves.
+    capped = np.isfinite(cap)
     for i in prange(x.size):
-        gx[i] = gy[i] if 0 < x[i] < cap else 0
+        v = x[i]
+        gx[i] = 0 if v <= 0 or (capped and v >= cap) else gy[i]
 
 
 def relu(x, cap=np.inf):

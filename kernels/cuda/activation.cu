@@ -10,12 +10,14 @@ __global__ void relu(const T* __restrict__ x, T cap, long long count, T* __restr
     }
 }
 
-// The gradient passes where 0 < x < cap: none at the kinks themselves (PyTorch's rule).
+// PyTorch's rule: the gradient stops where x <= 0 and, for a finite cap (ReLU6), where x >= cap; it passes
+// everywhere else, NaN included, and +inf for ReLU (cap = inf). None passes at the kinks themselves.
 template <typename T>
 __global__ void relu_backward(const T* __restrict__ x, const T* __restrict__ gy, T cap, long long count,
                               T* __restrict__ gx) {
+    const bool capped = cap - cap == T(0);  // cap is finite (inf − inf is NaN); NVRTC has no <cmath>
     for (long long i = first_index(); i < count; i += grid_stride()) {
         const T v = x[i];
-        gx[i] = T(0) < v && v < cap ? gy[i] : T(0);
+        gx[i] = v <= T(0) || (capped && v >= cap) ? T(0) : gy[i];
     }
 }
