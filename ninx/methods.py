@@ -83,7 +83,7 @@ def _extreme(largest):
             return Extreme.apply(self, dims=normalize_dims(None, self.ndim), keepdim=False, largest=largest)
         if isinstance(dim, Tensor):
             raise NotImplementedError(f"{name}(other): the elementwise form is not in ninx; use clamp")
-        dim = check_dim(name, dim, self.ndim)
+        dim = check_dim(name, dim, self.ndim, self.shape)
         return ValuesIndices(*ExtremeAlong.apply(self, dim=dim, keepdim=keepdim, largest=largest))
     method.__name__ = name
     return method
@@ -111,7 +111,7 @@ def _arg_extreme(largest):
         if dim is None:
             index = pick(self.data.reshape(-1))
             return Tensor(xp.asarray(index).reshape((1,) * self.ndim if keepdim else ()), self.backend)
-        dim = check_dim(pick.__name__, dim, self.ndim)
+        dim = check_dim(pick.__name__, dim, self.ndim, self.shape)
         if self.ndim == 0:
             return Tensor(xp.zeros((), dtype=np.int64), self.backend)
         index = pick(self.data, axis=dim)
@@ -154,7 +154,7 @@ def _reshape(self, *shape):
 def _flatten(self, start_dim=0, end_dim=-1):
     if self.ndim == 0:
         return self.reshape(1)
-    start, end = check_dim("flatten", start_dim, self.ndim), check_dim("flatten", end_dim, self.ndim)
+    start, end = check_dim("flatten", start_dim, self.ndim, self.shape), check_dim("flatten", end_dim, self.ndim, self.shape)
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
     middle = int(np.prod(self.shape[start:end + 1], dtype=np.int64))
@@ -165,7 +165,7 @@ def _permute(self, *dims):
     dims = as_shape(dims)
     if len(dims) != self.ndim:
         raise ValueError(f"permute: dims {dims} must name each of the {self.ndim} axes of shape {self.shape}")
-    axes = tuple(check_dim("permute", d, self.ndim) for d in dims)
+    axes = tuple(check_dim("permute", d, self.ndim, self.shape) for d in dims)
     if sorted(axes) != list(range(self.ndim)):
         raise ValueError(f"permute: dims {dims} is not a permutation of the axes of shape {self.shape}")
     return Permute.apply(self, dims=axes)
@@ -176,7 +176,7 @@ def _transpose(self, dim0, dim1):
         check_dim("transpose", dim0, 0), check_dim("transpose", dim1, 0)
         return self
     dims = list(range(self.ndim))
-    a, b = check_dim("transpose", dim0, self.ndim), check_dim("transpose", dim1, self.ndim)
+    a, b = check_dim("transpose", dim0, self.ndim, self.shape), check_dim("transpose", dim1, self.ndim, self.shape)
     dims[a], dims[b] = dims[b], dims[a]
     return Permute.apply(self, dims=tuple(dims))
 
@@ -191,19 +191,19 @@ def _squeeze(self, dim=None):
     if dim is None:
         dims = {i for i, n in enumerate(self.shape) if n == 1}
     else:
-        dims = {check_dim("squeeze", d, self.ndim) for d in ((dim,) if isinstance(dim, int) else dim)}
+        dims = {check_dim("squeeze", d, self.ndim, self.shape) for d in ((dim,) if isinstance(dim, int) else dim)}
         dims = {d for d in dims if self.ndim and self.shape[d] == 1}  # PyTorch leaves other sizes alone
     return self.reshape(tuple(n for i, n in enumerate(self.shape) if i not in dims))
 
 
 def _unsqueeze(self, dim):
-    axis = check_dim("unsqueeze", dim, self.ndim + 1)
+    axis = check_dim("unsqueeze", dim, self.ndim + 1, self.shape)
     return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
 
 def _split(self, split_size_or_sections, dim=0):
     """Pieces of `split_size` along `dim` (the last one smaller), or pieces of the listed sizes."""
-    dim = check_dim("split", dim, self.ndim)
+    dim = check_dim("split", dim, self.ndim, self.shape)
     if self.ndim == 0:
         raise ValueError("split: a 0-d tensor has no axis to split")
     size = self.shape[dim]
@@ -225,7 +225,7 @@ def _split(self, split_size_or_sections, dim=0):
 def _chunk(self, chunks, dim=0):
     if not isinstance(chunks, int) or chunks <= 0:
         raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
-    size = self.shape[check_dim("chunk", dim, self.ndim)]
+    size = self.shape[check_dim("chunk", dim, self.ndim, self.shape)]
     return self.split(max(-(-size // chunks), 1), dim)
 
 

@@ -160,7 +160,7 @@ class Tensor(Movable):
         return self.data.ndim
 
     def size(self, dim=None):
-        return self.shape if dim is None else self.shape[check_dim("size", dim, self.ndim)]
+        return self.shape if dim is None else self.shape[check_dim("size", dim, self.ndim, self.shape)]
 
     def numel(self):
         return int(self.data.size)
