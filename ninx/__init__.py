@@ -8,7 +8,8 @@ from . import data, models, nn, optim  # noqa: E402
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
 from .ops.shape import Cat  # noqa: E402
 from .random import generator, manual_seed  # noqa: E402
-from .tensor import Tensor, as_shape, tensor  # noqa: E402
+from .tensor import (Tensor, as_shape, from_dlpack, from_numpy, get_default_dtype, set_default_dtype,  # noqa: E402
+                     tensor)
 
 float32 = "float32"
 float64 = "float64"
@@ -45,14 +46,18 @@ def stack(tensors, dim=0):
     return cat([t.unsqueeze(axis) for t in tensors], axis)
 
 
-def zeros(*shape, dtype="float32", requires_grad=False, device="cpu"):
-    return tensor(np.zeros(as_shape(shape)), dtype=dtype, requires_grad=requires_grad, device=device)
+def _filled(values, dtype, requires_grad, device):
+    return tensor(values, dtype=dtype or get_default_dtype(), requires_grad=requires_grad, device=device)
 
 
-def ones(*shape, dtype="float32", requires_grad=False, device="cpu"):
-    return tensor(np.ones(as_shape(shape)), dtype=dtype, requires_grad=requires_grad, device=device)
+def zeros(*shape, dtype=None, requires_grad=False, device="cpu"):
+    return _filled(np.zeros(as_shape(shape)), dtype, requires_grad, device)
 
 
-def randn(*shape, dtype="float32", requires_grad=False, device="cpu"):
+def ones(*shape, dtype=None, requires_grad=False, device="cpu"):
+    return _filled(np.ones(as_shape(shape)), dtype, requires_grad, device)
+
+
+def randn(*shape, dtype=None, requires_grad=False, device="cpu"):
     """Standard normal samples from ninx's generator (see `manual_seed`)."""
-    return tensor(generator().standard_normal(as_shape(shape)), dtype=dtype, requires_grad=requires_grad, device=device)
+    return _filled(generator().standard_normal(as_shape(shape)), dtype, requires_grad, device)

@@ -29,10 +29,32 @@ def check_dim(op, dim, ndim, shape=None):
     return int(dim) % size
 
 
-def _default_dtype(data):
-    """float32 for floating (and python-number) data, int64 for integers, bool for booleans."""
-    kind = np.asarray(data).dtype.kind if not hasattr(data, "dtype") else np.dtype(data.dtype).kind
-    return {"i": np.int64, "u": np.int64, "b": np.bool_}.get(kind, np.float32)
+_default_float = np.dtype(np.float32)
+
+
+def set_default_dtype(dtype):
+    """The floating dtype of tensors made from python numbers and lists, and of new layers' parameters."""
+    global _default_float
+    resolved = as_dtype(dtype)
+    if resolved not in FLOAT_DTYPES:
+        raise TypeError(f"set_default_dtype: the default must be float32 or float64, got {dtype!r}")
+    _default_float = resolved
+
+
+def get_default_dtype():
+    return _default_float
+
+
+def _inferred_dtype(data):
+    """As torch.tensor: an array's (or numpy scalar's) own float32/float64 is kept; python numbers and lists
+    take the default floating dtype; integers become int64 and booleans bool."""
+    if hasattr(data, "dtype"):
+        kind, own = np.dtype(data.dtype).kind, np.dtype(data.dtype)
+        if own in FLOAT_DTYPES:
+            return own
+    else:
+        kind = np.asarray(data).dtype.kind
+    return {"i": np.int64, "u": np.int64, "b": np.bool_}.get(kind, _default_float)
 
 
 def as_dtype(dtype):
@@ -52,13 +74,38 @@ def as_shape(args):
 
 
 def tensor(data, dtype=None, requires_grad=False, device="cpu"):
-    """A new Tensor holding a copy of `data`; float32 unless `dtype` says otherwise (ints stay int64)."""
+    """A new Tensor holding a copy of `data`. Without `dtype`, an array keeps its float32/float64 (as
+    torch.tensor), python numbers and lists get the default float dtype (float32), integers int64."""
     if isinstance(data, Tensor):
         data = data.data
     backend = get_backend(device)
-    dtype = as_dtype(dtype if dtype is not None else _default_dtype(data))
+    dtype = as_dtype(dtype if dtype is not None else _inferred_dtype(data))
     array = backend.xp.array(_to_host_if_foreign(data, backend), dtype=dtype, copy=True)
     return Tensor(array, backend, requires_grad)
+
+
+def from_numpy(array):
+    """A cpu Tensor sharing `array`'s memory (as torch.from_numpy): changes to either show in the other."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy array, got {type(array).__name__}")
+    as_dtype(array.dtype)
+    return Tensor(array, get_backend("cpu"))
+
+
+def from_dlpack(source):
+    """A Tensor sharing the memory of any DLPack producer (numpy ≥ 1.22, CuPy, PyTorch, JAX…), zero-copy:
+    host memory becomes a cpu tensor, CUDA memory a cuda tensor (through CuPy)."""
+    if isinstance(source, Tensor):
+        return source.detach()
+    device_type, _ = source.__dlpack_device__()
+    if device_type == 1:  # kDLCPU
+        return from_numpy(np.from_dlpack(source))
+    if device_type == 2:  # kDLCUDA
+        import cupy
+        array = cupy.from_dlpack(source)
+        as_dtype(array.dtype)
+        return Tensor(array, get_backend("cuda"))
+    raise ValueError(f"from_dlpack: DLPack device type {device_type} is neither the host (1) nor CUDA (2)")
 
 
 def _to_host_if_foreign(data, backend):
@@ -215,6 +262,20 @@ class Tensor(Movable):
     def detach(self):
         """The same data, cut from the graph (it shares the version counter's meaning: same memory)."""
         return Tensor(self.data, self.backend)
+
+    def __dlpack__(self, stream=None, **kwargs):
+        """The DLPack capsule of this tensor's memory (zero-copy), for numpy.from_dlpack, cupy, torch, jax…"""
+        if self.requires_grad and autograd.is_grad_enabled():
+            raise RuntimeError("__dlpack__ of a tensor that requires grad: call detach() first, as in PyTorch")
+        return self.data.__dlpack__(**({"stream": stream} if stream is not None else {}), **kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
+    def __array__(self, dtype=None, copy=None):
+        """numpy.asarray(tensor): the cpu data (a copy from the GPU)."""
+        array = self.numpy()
+        return array if dtype is None else array.astype(dtype, copy=False)
 
     # ---- in-place changes -----------------------------------------------------------------------------
     def _modify(self, op):

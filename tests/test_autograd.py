@@ -156,7 +156,7 @@ def test_a_training_loop_keeps_its_memory_flat(device):
     rng = np.random.default_rng(0)
     w = leaf(rng.standard_normal((4, 3, 3, 3)) * 0.1, device, np.float32)
     v = leaf(rng.standard_normal((5, 4)) * 0.1, device, np.float32)
-    x = ninx.tensor(rng.standard_normal((2, 3, 8, 8)), device=device)
+    x = ninx.tensor(rng.standard_normal((2, 3, 8, 8)), dtype=np.float32, device=device)
     labels = np.array([1, 3])
 
     def step():

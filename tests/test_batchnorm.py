@@ -85,7 +85,7 @@ def test_evaluation_uses_the_running_stats_and_leaves_them_alone(device):
     x = batch(6)
     rm = ninx.tensor([0.5, -1.0, 2.0], device=device)
     rv = ninx.tensor([1.5, 0.25, 4.0], device=device)
-    y = F.batch_norm(ninx.tensor(x, device=device), rm, rv, training=False, eps=1e-5)
+    y = F.batch_norm(ninx.tensor(x, dtype=np.float32, device=device), rm, rv, training=False, eps=1e-5)
     expected = reference(x, np.array([0.5, -1.0, 2.0]), np.array([1.5, 0.25, 4.0]), np.ones(3), np.zeros(3), 1e-5)
     np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-5)
     assert rm.tolist() == [0.5, -1.0, 2.0] and rv.tolist() == [1.5, 0.25, 4.0]
@@ -127,7 +127,7 @@ def test_module_behaves_as_pytorch_in_train_and_eval(device):
     assert [name for name, _ in bn.named_parameters()] == ["weight", "bias"]
     assert list(bn.state_dict()) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
     x = batch(11)
-    y = bn(ninx.tensor(x, device=device))
+    y = bn(ninx.tensor(x, dtype=np.float32, device=device))
     np.testing.assert_allclose(y.numpy().mean(axis=(0, 2, 3)), 0, atol=1e-5)  # batch stats: zero mean, unit var
     np.testing.assert_allclose(y.numpy().var(axis=(0, 2, 3)), 1, atol=1e-3)
     m = x.size // 3
@@ -136,7 +136,7 @@ def test_module_behaves_as_pytorch_in_train_and_eval(device):
     assert bn.num_batches_tracked.item() == 1
 
     bn.eval()
-    y = bn(ninx.tensor(x, device=device))
+    y = bn(ninx.tensor(x, dtype=np.float32, device=device))
     expected = reference(x, bn.running_mean.numpy(), bn.running_var.numpy(), np.ones(3), np.zeros(3), 1e-5)
     np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-5)
     assert bn.num_batches_tracked.item() == 1
@@ -146,7 +146,7 @@ def test_momentum_none_averages_all_batches_equally():
     bn = nn.BatchNorm2d(2, momentum=None)
     batches = [batch(s, (3, 2, 2, 2)) for s in range(3)]
     for x in batches:
-        bn(ninx.tensor(x))
+        bn(ninx.tensor(x, dtype=np.float32))
     np.testing.assert_allclose(bn.running_mean.numpy(), np.mean([x.mean(axis=(0, 2, 3)) for x in batches], axis=0),
                                rtol=1e-5)
 
@@ -155,14 +155,14 @@ def test_without_running_stats_or_affine_parameters():
     bn = nn.BatchNorm2d(3, affine=False, track_running_stats=False).eval()
     assert list(bn.parameters()) == [] and bn.state_dict() == {}
     x = batch(12)
-    y = bn(ninx.tensor(x))  # no running stats: batch statistics even in eval mode
+    y = bn(ninx.tensor(x, dtype=np.float32))  # no running stats: batch statistics even in eval mode
     expected = reference(x, x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3)), np.ones(3), np.zeros(3), 1e-5)
     np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-5)
     assert repr(bn) == "BatchNorm2d(3, eps=1e-05, momentum=0.1, affine=False, track_running_stats=False)"
 
 
 def test_arguments_are_checked():
-    x = ninx.tensor(batch(13))
+    x = ninx.tensor(batch(13), dtype=np.float32)
     stats = ninx.zeros(3), ninx.ones(3)
     with pytest.raises(ValueError, match="4 dimensions"):
         F.batch_norm(ninx.zeros(4, 3), *stats)

@@ -206,7 +206,7 @@ def test_linear_is_x_times_weight_transposed_plus_bias(device):
     layer = nn.Linear(5, 3).to(device)
     x = np.random.default_rng(0).standard_normal((4, 5))
     expected = x @ layer.weight.numpy().T.astype(np.float64) + layer.bias.numpy()
-    np.testing.assert_allclose(layer(ninx.tensor(x, device=device)).numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer(ninx.tensor(x, dtype=np.float32, device=device)).numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_conv_checks_its_arguments():

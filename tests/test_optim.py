@@ -166,7 +166,7 @@ def train(model, opt, schedule, batches):
 @pytest.mark.parametrize("optimizer_name", ["sgd", "adam", "adamw"])
 def test_resuming_from_state_dicts_is_bit_identical(optimizer_name):
     rng = np.random.default_rng(0)
-    batches = [(ninx.tensor(rng.standard_normal((4, 1, 5, 5))), ninx.tensor(rng.integers(0, 3, 4)))
+    batches = [(ninx.tensor(rng.standard_normal((4, 1, 5, 5)), dtype=np.float32), ninx.tensor(rng.integers(0, 3, 4)))
                for _ in range(6)]
     model, opt, schedule = make_run(0, optimizer_name)
     train(model, opt, schedule, batches)

@@ -66,7 +66,7 @@ def test_python_numbers_on_either_side(device, expression, derivative):
     ref.assert_close(y.numpy(), expression(x0), np.float64)
     y.sum().backward()
     ref.assert_close(x.grad.numpy(), derivative(x0), np.float64)
-    assert expression(ninx.tensor(x0, device=device)).dtype == np.float32  # the number takes the tensor's dtype
+    assert expression(ninx.tensor(x0, dtype=np.float32, device=device)).dtype == np.float32  # the number takes the tensor's dtype
 
 
 @pytest.mark.parametrize("exponent", [2, 3, 0.5, -1, -2.5, 1.5])

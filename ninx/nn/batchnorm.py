@@ -1,7 +1,7 @@
 """`BatchNorm2d`: per-channel normalisation with learnt scale and shift and running statistics."""
 import numpy as np
 
-from ..tensor import tensor
+from ..tensor import get_default_dtype, tensor
 from . import functional as F
 from .module import Module, Parameter
 
@@ -22,11 +22,12 @@ class BatchNorm2d(Module):
             raise ValueError(f"BatchNorm2d: num_features must be a positive int, got {num_features!r}")
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        self.weight = Parameter(np.ones(num_features)) if affine else None
-        self.bias = Parameter(np.zeros(num_features)) if affine else None
+        float_type = get_default_dtype()
+        self.weight = Parameter(np.ones(num_features, float_type)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, float_type)) if affine else None
         tracked = track_running_stats
-        self.register_buffer("running_mean", tensor(np.zeros(num_features)) if tracked else None)
-        self.register_buffer("running_var", tensor(np.ones(num_features)) if tracked else None)
+        self.register_buffer("running_mean", tensor(np.zeros(num_features, float_type)) if tracked else None)
+        self.register_buffer("running_var", tensor(np.ones(num_features, float_type)) if tracked else None)
         self.register_buffer("num_batches_tracked", tensor(0) if tracked else None)
         self.to(device=device, dtype=dtype)
 

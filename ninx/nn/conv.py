@@ -4,6 +4,7 @@ import math
 import numpy as np
 
 from ..geometry import bounded_pair
+from ..tensor import get_default_dtype
 from . import functional as F
 from . import init
 from .module import Module, Parameter
@@ -32,8 +33,8 @@ class Conv2d(Module):
         self.padding = padding if isinstance(padding, str) else bounded_pair("Conv2d", padding, "padding", 0)
         self.dilation = bounded_pair("Conv2d", dilation, "dilation", 1)
         shape = (out_channels, in_channels // groups) + self.kernel_size
-        self.weight = Parameter(np.zeros(shape))
-        self.bias = Parameter(np.zeros(out_channels)) if bias else None
+        self.weight = Parameter(np.zeros(shape, get_default_dtype()))
+        self.bias = Parameter(np.zeros(out_channels, get_default_dtype())) if bias else None
         self.reset_parameters()
         self.to(device=device, dtype=dtype)
 

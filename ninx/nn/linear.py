@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 
+from ..tensor import get_default_dtype
 from . import functional as F
 from . import init
 from .module import Module, Parameter
@@ -17,8 +18,8 @@ class Linear(Module):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"Linear: {name} must be a non-negative int, got {value!r}")
         self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(np.zeros((out_features, in_features)))
-        self.bias = Parameter(np.zeros(out_features)) if bias else None
+        self.weight = Parameter(np.zeros((out_features, in_features), get_default_dtype()))
+        self.bias = Parameter(np.zeros(out_features, get_default_dtype())) if bias else None
         self.reset_parameters()
         self.to(device=device, dtype=dtype)
 
