@@ -3,8 +3,11 @@ tiles and with its fused epilogue, a training run on it — on a GPU, or on the 
 NINX_CUDA_EMULATE=1 — and, anywhere, the clear error when it cannot run."""
 import contextlib
 import io
+import os
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +19,9 @@ from ninx import nn
 from ninx.backend import Backend, get_backend
 from ninx_kernels import cuda
 
-needs_cuda = pytest.mark.skipif(not cuda.available(), reason="no GPU, and NINX_CUDA_EMULATE is not 1")
+# NINX_EXPECT_CUDA=1 (the GPU script) runs these whatever happens, so a cuda device that cannot load fails them
+needs_cuda = pytest.mark.skipif(not (cuda.available() or os.environ.get("NINX_EXPECT_CUDA") == "1"),
+                                reason="no GPU, and NINX_CUDA_EMULATE is not 1")
 
 
 # ---- moving between devices -------------------------------------------------------------------------------
@@ -231,3 +236,14 @@ def test_a_missing_compiler_for_the_emulator_is_named(monkeypatch):
     with pytest.raises(cuda.CudaUnavailable, match="C\\+\\+ compiler.*'no-such-compiler-for-ninx' was not found"):
         cuda.make_backend(Backend, emulate=True)
     assert not cuda.available()
+
+
+def test_an_expected_cuda_device_that_cannot_load_fails_the_suite(tmp_path):
+    """With NINX_EXPECT_CUDA=1 and no way to run cuda (no GPU, emulation off), the cuda tests are collected and
+    fail with the reason: a GPU machine whose CuPy is broken never passes green with no GPU coverage."""
+    env = {k: v for k, v in os.environ.items() if k != "NINX_CUDA_EMULATE"}
+    env.update(NINX_EXPECT_CUDA="1", CUDA_VISIBLE_DEVICES="")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
+                           f"{Path(__file__).parent / 'test_cuda_device.py'}::test_mixing_devices_is_an_error"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "cuda" in done.stdout and "failed" in done.stdout, done.stdout[-2000:]
