@@ -18,8 +18,9 @@ import numpy as np
 class KernelTable(Protocol):
     """What every backend computes; each op's forward and backward call only these."""
 
-    def gemm(self, a, b, out, accumulate=False):
-        """out[i % Bo] (+)= Σ a[i % Ba] @ b[i % Bb] over i < max(Ba, Bb, Bo), for 3-D arrays; returns out."""
+    def gemm(self, a, b, out, accumulate=False, bias=None, relu_cap=None):
+        """out[i % Bo] (+)= Σ a[i % Ba] @ b[i % Bb] over i < max(Ba, Bb, Bo), for 3-D arrays; then, when given,
+        + bias[m] on row m and clamped to [0, relu_cap] (inf: ReLU, 6: ReLU6; NaN passes); returns out."""
 
     def im2col(self, x, geometry):
         """The column matrix (N, C·kh·kw, oh·ow) of an NCHW input."""

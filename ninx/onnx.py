@@ -62,18 +62,23 @@ def _ceil_mode(g):
 
 
 def _conv(graph, fn, inputs, out):
+    """Conv, then Relu or Clip for a convolution fused with its activation (fn.cap)."""
     g = fn.geometry
     names = [graph.name_of(x) for x in inputs if x is not None]
-    return graph.node("Conv", names, [out], kernel_shape=[g.kh, g.kw], strides=[g.sh, g.sw], pads=_pads(g),
-                      dilations=[g.dh, g.dw], group=fn.groups)
+    conv_out = out if fn.cap is None else graph.fresh("conv")
+    graph.node("Conv", names, [conv_out], kernel_shape=[g.kh, g.kw], strides=[g.sh, g.sw], pads=_pads(g),
+               dilations=[g.dh, g.dw], group=fn.groups)
+    return out if fn.cap is None else _clamp_node(graph, conv_out, fn.cap, inputs[0].dtype, out)
+
+
+def _clamp_node(graph, x, cap, dtype, out):
+    if np.isinf(cap):
+        return graph.node("Relu", [x], [out])
+    return graph.node("Clip", [x, graph.constant(np.array(0, dtype)), graph.constant(np.array(cap, dtype))], [out])
 
 
 def _clamp(graph, fn, inputs, out):
-    x = graph.name_of(inputs[0])
-    if np.isinf(fn.cap):
-        return graph.node("Relu", [x], [out])
-    dtype = inputs[0].dtype
-    return graph.node("Clip", [x, graph.constant(np.array(0, dtype)), graph.constant(np.array(fn.cap, dtype))], [out])
+    return _clamp_node(graph, graph.name_of(inputs[0]), fn.cap, inputs[0].dtype, out)
 
 
 def _clip(graph, fn, inputs, out):

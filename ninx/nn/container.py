@@ -1,7 +1,22 @@
 """`Sequential`: modules applied one after another, named "0", "1", … (or by an OrderedDict's keys)."""
 from collections import OrderedDict
 
+from .conv import Conv2d
+from .layers import ReLU, ReLU6
 from .module import Module
+
+
+def fused_cap(module, following):
+    """The clamp cap (inf, 6) when `module` is a Conv2d whose output only `following`, a ReLU or ReLU6, reads:
+    then the two run as one GEMM with bias and clamp in its write-back. None when they must run apart: other
+    modules, or hooks on either (a hook may read the convolution's own output)."""
+    if not isinstance(module, Conv2d) or type(module).forward is not Conv2d.forward:
+        return None
+    if type(following) not in (ReLU, ReLU6):
+        return None
+    if any(m._forward_hooks or m._forward_pre_hooks for m in (module, following)):
+        return None
+    return float("inf") if type(following) is ReLU else 6.0
 
 
 class Sequential(Module):
@@ -17,8 +32,16 @@ class Sequential(Module):
                 self.add_module(str(index), module)
 
     def forward(self, input):
-        for module in self._modules.values():
-            input = module(input)
+        """Apply the modules in order; a Conv2d followed by a ReLU or ReLU6 runs as one fused op (see
+        `fused_cap`), which gives the same values and gradients."""
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            cap = fused_cap(modules[i], modules[i + 1] if i + 1 < len(modules) else None)
+            if cap is None:
+                input, i = modules[i](input), i + 1
+            else:
+                input, i = modules[i].forward_clamped(input, cap), i + 2
         return input
 
     def __getitem__(self, index):

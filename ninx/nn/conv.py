@@ -48,6 +48,12 @@ class Conv2d(Module):
     def forward(self, input):
         return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
+    def forward_clamped(self, input, cap):
+        """relu(self(input)) (cap = inf) or relu6 (cap = 6) as one op, as `Sequential` runs a Conv2d and the
+        ReLU that follows it."""
+        return F.conv2d_relu(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+                             cap)
+
     def extra_repr(self):
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding not in ((0, 0), "valid"):

@@ -44,7 +44,23 @@ def _positive_int(op, name, value):
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation) of input (N, C, H, W) with weight (oC, C/groups, kh, kw)."""
-    op = "conv2d"
+    geometry = _conv_geometry("conv2d", input, weight, bias, stride, padding, dilation, groups)
+    return Conv2d.apply(input, weight, bias, geometry=geometry, groups=groups)
+
+
+def conv2d_relu(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, cap=float("inf")):
+    """relu(conv2d(…)) (cap = inf) or relu6 (cap = 6) as one op: bias and clamp in the GEMM's write-back.
+
+    `nn.Sequential` runs a Conv2d followed by a ReLU/ReLU6 this way; the values and gradients are those of
+    the two ops one after the other."""
+    geometry = _conv_geometry("conv2d_relu", input, weight, bias, stride, padding, dilation, groups)
+    if cap not in (float("inf"), 6.0):
+        raise ValueError(f"conv2d_relu: cap must be inf (ReLU) or 6 (ReLU6), got {cap}")
+    return Conv2d.apply(input, weight, bias, geometry=geometry, groups=groups, cap=float(cap))
+
+
+def _conv_geometry(op, input, weight, bias, stride, padding, dilation, groups):
+    """Check a convolution's arguments; its window geometry."""
     _check_tensor(op, "input", input, 4)
     _check_tensor(op, "weight", weight, 4)
     _check_float(op, "input", input)
@@ -65,8 +81,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(f"{op}: bias must have shape ({out_channels},) for weight {weight.shape}, got {bias.shape}")
     if isinstance(padding, str):
         padding = _named_padding(op, padding, weight.shape[2:], stride, dilation)
-    geometry = window2d(op, input.shape, weight.shape[2:], stride, padding, dilation)
-    return Conv2d.apply(input, weight, bias, geometry=geometry, groups=groups)
+    return window2d(op, input.shape, weight.shape[2:], stride, padding, dilation)
 
 
 def _named_padding(op, padding, kernel, stride, dilation):

@@ -16,8 +16,12 @@ from ..autograd import Function
 
 
 class Conv2d(Function):
-    def __init__(self, geometry, groups):
-        self.geometry, self.groups = geometry, groups
+    """The convolution, optionally fused with the ReLU (cap = inf) or ReLU6 (cap = 6) that follows it: the
+    GEMM's write-back adds the bias and clamps, and the backward masks dY by the output's sign, which is all
+    the activation's backward needs — one pass over the output instead of three."""
+
+    def __init__(self, geometry, groups, cap=None):
+        self.geometry, self.groups, self.cap = geometry, groups, cap
 
     @property
     def pointwise(self):
@@ -36,9 +40,14 @@ class Conv2d(Function):
             self.cols = self.backend.im2col(x, g).reshape(g.n * groups, -1, length)
         self.w3 = weight.reshape(groups, out_channels // groups, -1)
         y = xp.empty((g.n, out_channels, length), dtype=x.dtype)
-        self.backend.gemm(self.w3, self.cols, y.reshape(g.n * groups, out_channels // groups, length))
-        if bias is not None:
+        fused = groups == 1  # the epilogue's bias is per row of W, which spans every channel only for one group
+        self.backend.gemm(self.w3, self.cols, y.reshape(g.n * groups, out_channels // groups, length),
+                          bias=bias if fused else None, relu_cap=self.cap if fused else None)
+        if not fused and bias is not None:
             y += bias.reshape(1, -1, 1)
+        if not fused and self.cap is not None:
+            y = self.backend.relu(y, self.cap)
+        self.y = y.reshape(g.n, out_channels, g.oh, g.ow) if self.cap is not None else None
         return y.reshape(g.n, out_channels, g.oh, g.ow)
 
     def backward(self, gy):
@@ -46,6 +55,8 @@ class Conv2d(Function):
         if self.empty:
             return tuple(xp.zeros(x.shape, dtype=gy.dtype) if wanted else None
                          for x, wanted in zip(self.inputs, self.needs_grad))
+        if self.cap is not None:  # the fused activation: its mask from the output gives PyTorch's rule
+            gy = self.backend.relu_backward(self.y, gy, self.cap)
         gy3 = xp.ascontiguousarray(gy).reshape(g.n * groups, -1, g.oh * g.ow)
         gx = gw = gb = None
         if self.needs_grad[0]:
