@@ -10,6 +10,7 @@ from ..geometry import padding_only_window, pair, window2d
 from ..ops.activation import Clamp, Dropout, Sigmoid
 from ..ops.batchnorm import BatchNorm
 from ..ops.conv import Conv2d
+from ..ops.depthwise import DepthwiseConv2d
 from ..ops.loss import CrossEntropy, LogSoftmax, Softmax
 from ..ops.pool import AvgPool2d, MaxPool2d
 from ..tensor import FLOAT_DTYPES, Tensor, check_dim
@@ -43,7 +44,10 @@ def _positive_int(op, name, value):
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-D convolution (cross-correlation) of input (N, C, H, W) with weight (oC, C/groups, kh, kw)."""
+    """2-D convolution (cross-correlation) of input (N, C, H, W) with weight (oC, C/groups, kh, kw).
+
+    groups == C > 1 (depthwise, oC a multiple of C) runs the direct depthwise kernels (ninx/ops/depthwise.py);
+    every other case is lowered onto the GEMM core (ninx/ops/conv.py)."""
     op = "conv2d"
     _check_tensor(op, "input", input, 4)
     _check_tensor(op, "weight", weight, 4)
@@ -66,6 +70,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if isinstance(padding, str):
         padding = _named_padding(op, padding, weight.shape[2:], stride, dilation)
     geometry = window2d(op, input.shape, weight.shape[2:], stride, padding, dilation)
+    if groups == channels > 1:  # depthwise: each group is a few filters over one channel, computed directly
+        return DepthwiseConv2d.apply(input, weight, bias, geometry=geometry)
     return Conv2d.apply(input, weight, bias, geometry=geometry, groups=groups)
 
 
