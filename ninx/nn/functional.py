@@ -156,10 +156,13 @@ def _adaptive_size(op, input, output_size):
 def adaptive_avg_pool2d(input, output_size):
     """Average pooling to output_size (oh, ow) for any input size, PyTorch's cells floor(i·H/oh) to
     ceil((i + 1)·H/oh) (see ninx/ops/adaptive_pool.py); (1, 1) is global average pooling."""
-    size = _adaptive_size("adaptive_avg_pool2d", input, output_size)
-    if size == (1, 1):
+    oh, ow = _adaptive_size("adaptive_avg_pool2d", input, output_size)
+    h, w = input.shape[2:]
+    if (oh, ow) == (1, 1):
         return global_avg_pool2d(input)
-    return AdaptiveAvgPool2d.apply(input, output_size=size)
+    if h % oh == 0 and w % ow == 0:  # the cells are avg_pool2d's windows, kernel = stride = H/oh
+        return avg_pool2d(input, (h // oh, w // ow))
+    return AdaptiveAvgPool2d.apply(input, output_size=(oh, ow))
 
 
 def adaptive_max_pool2d(input, output_size, return_indices=False):
