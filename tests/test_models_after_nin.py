@@ -168,3 +168,14 @@ def test_summary_counts_depthwise_and_squeeze_excitation_macs():
     assert rows["features.1.0.block.0.0"].macs == 112 * 112 * 32 * 9
     assert rows["features.1.0.block.1.fc1"].macs == 32 * 8 and rows["features.1.0.block.1.fc2"].macs == 8 * 32
     assert s.params == 5_288_548 and 380e6 < s.macs < 395e6  # the paper's 0.39 B FLOPs (multiply-adds)
+
+
+@pytest.mark.parametrize("name, params", [("mobilenet_v2-small", 209_066), ("mobilenet_v1-small", 142_570),
+                                          ("googlenet-small", 102_254), ("efficientnet-small", 385_738),
+                                          ("googlenet", 5_610_154)])
+def test_ninx_summary_lists_the_new_models(capsys, name, params):
+    """`ninx summary --model NAME` (10 classes, the model's own input size) traces the model to its totals."""
+    from ninx.cli import main
+    assert main(["summary", "--model", name]) == 0
+    out = capsys.readouterr().out
+    assert f"parameters: {params:,}" in out and "Conv2d" in out

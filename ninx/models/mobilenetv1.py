@@ -63,6 +63,7 @@ def mobilenet_v1(num_classes=1000, width_mult=1.0, in_channels=3, **options):
 
 def mobilenet_v1_small(num_classes=10, width_mult=1.0, in_channels=1, **options):
     """A MobileNetV1 for 8×8–32×32 images: stride-1 stem at 32 channels, seven depthwise-separable blocks to 256
-    (strides 1, 2, 1, 2, 1, 2, 1), so 28×28 → 4×4 (8×8 → 1×1) before global average pooling."""
+    (strides 1, 2, 1, 2, 1, 2, 1), so 28×28 → 4×4 (8×8 → 1×1) before global average pooling: 142,570
+    parameters for 10 classes and one channel, 5.5 M MACs per 28×28 image (0.42 M at 8×8)."""
     return MobileNetV1(num_classes=num_classes, width_mult=width_mult, blocks=SMALL_BLOCKS, in_channels=in_channels,
                        stem_stride=1, **options)
