@@ -95,6 +95,10 @@ def mobilenet_v2_small(num_classes=10, width_mult=1.0, in_channels=1, **options)
     """A MobileNetV2 for 8×8 to 32×32 images (digits, MNIST, CIFAR-10): stride-1 stem at 16 channels, the
     stages t, c, n, s = (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 2, 2), (6, 64, 2, 2), (6, 96, 1, 1), last conv
     to 256, so 8×8 → 1×1 and 28×28 → 4×4 before global average pooling; 209,066 parameters for 10 classes
-    and one channel, 0.63 M MACs per 8×8 image (8.3 M at 28×28, 10.4 M for a 32×32 colour image)."""
+    and one channel, 0.63 M MACs per 8×8 image (8.3 M at 28×28, 10.4 M for a 32×32 colour image).
+
+    `ninx train --model mobilenet_v2-small` (the digits, Adam 3e-3, batch 32, 20 epochs, seed 0): 98.6% test
+    accuracy (98.3% from epoch 10), 7.5 s an epoch on 2 cores to itself (10 min in all on a machine shared
+    four ways)."""
     return MobileNetV2(num_classes=num_classes, width_mult=width_mult, setting=SMALL_SETTING,
                        in_channels=in_channels, first_channel=16, last_channel=256, stem_stride=1, **options)
