@@ -1,4 +1,5 @@
-"""Each op of the small NiN, forward and backward, at the layer shapes it meets in training (batch 128).
+"""Each op of the small NiN, forward and backward, at the layer shapes it meets in training (batch 128), and
+MobileNetV2's depthwise 3×3 convolutions at their 224×224 shapes (batch 128/16 = 8).
 
 The same code drives ninx and PyTorch: both offer `tensor(array, requires_grad=True)` and a functional
 module with conv2d, relu, max_pool2d and adaptive_avg_pool2d under the same names and arguments. Inputs,
@@ -7,10 +8,13 @@ weights and biases all require gradients, so a backward computes every gradient 
 import numpy as np
 
 from . import nin
+from .nin import Layer
 from .report import make_row
 from .timing import measure
 
 FLOAT = 4  # bytes per float32
+# MobileNetV2's depthwise 3×3 convs (channels, side, stride) at 224×224: features.4, 6, 14 and 17's
+MOBILENET_DEPTHWISE = ((144, 56, 1), (192, 28, 1), (576, 14, 2), (960, 7, 1))
 
 
 def _numel(shape):
@@ -23,6 +27,9 @@ def _out(layer):
     if layer.kind == "conv":
         oc, k, s, p = layer.args
         return (n, oc, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+    if layer.kind == "depthwise":
+        k, s, p = layer.args
+        return (n, c, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
     if layer.kind == "maxpool":
         k, s = layer.args
         return (n, c, (h - k) // s + 1, (w - k) // s + 1)
@@ -34,6 +41,9 @@ def describe(layer):
     if layer.kind == "conv":
         oc, k = layer.args[:2]
         return f"conv {k}×{k} {layer.input_shape[1]}→{oc}"
+    if layer.kind == "depthwise":
+        k, stride = layer.args[:2]
+        return f"depthwise {k}×{k}/{stride} {layer.input_shape[1]}"
     if layer.kind == "maxpool":
         return "maxpool {}/{}".format(*layer.args)
     return layer.kind
@@ -49,6 +59,12 @@ def cost(layer, direction):
         if direction == "forward":
             return forward, (x + w + oc + y) * FLOAT
         return 2 * forward, (x + w + y + x + w + oc) * FLOAT  # reads x, w, gy; writes gx, gw, gb
+    if layer.kind == "depthwise":
+        c, k = layer.input_shape[1], layer.args[0]
+        w, forward = c * k * k, 2 * y * k * k
+        if direction == "forward":
+            return forward, (x + w + c + y) * FLOAT
+        return 2 * forward, (x + w + y + x + w + c) * FLOAT
     if layer.kind == "maxpool":
         k = layer.args[0]
         return (y * k * k, (x + y) * FLOAT) if direction == "forward" else (y, (y + x) * FLOAT)
@@ -66,6 +82,9 @@ def _operands(layer, rng):
         weight = rng.standard_normal((oc, layer.input_shape[1], k, k), dtype=np.float32)
         arrays.append(weight / np.float32(fan_in ** 0.5))
         arrays.append(np.zeros(oc, np.float32))
+    if layer.kind == "depthwise":
+        c, k = layer.input_shape[1], layer.args[0]
+        arrays += [rng.standard_normal((c, 1, k, k), dtype=np.float32) / np.float32(k), np.zeros(c, np.float32)]
     return arrays
 
 
@@ -74,6 +93,10 @@ def _op(functional, layer):
     if layer.kind == "conv":
         _, _, stride, padding = layer.args
         return lambda x, w, b: functional.conv2d(x, w, b, stride=stride, padding=padding)
+    if layer.kind == "depthwise":
+        _, stride, padding = layer.args
+        groups = layer.input_shape[1]
+        return lambda x, w, b: functional.conv2d(x, w, b, stride=stride, padding=padding, groups=groups)
     if layer.kind == "maxpool":
         kernel, stride = layer.args
         return lambda x: functional.max_pool2d(x, kernel, stride)
@@ -101,12 +124,18 @@ def distinct_layers(batch):
     return list(dict.fromkeys(layer for layer in nin.layers(batch) if layer.kind != "dropout"))
 
 
+def depthwise_layers(batch):
+    """MobileNetV2's depthwise 3×3 convs (padding 1) at a sixteenth of the NiN batch (at least one image)."""
+    n = max(1, batch // 16)
+    return [Layer("depthwise", (n, c, side, side), (3, stride, 1)) for c, side, stride in MOBILENET_DEPTHWISE]
+
+
 def run(batch=nin.BATCH, torch=None, warmup=1, repeats=5):
     """Rows for every distinct op and direction: ninx, and PyTorch alongside when `torch` is given."""
     import ninx
     rng = np.random.default_rng(0)
     rows = []
-    for layer in distinct_layers(batch):
+    for layer in distinct_layers(batch) + depthwise_layers(batch):
         arrays = _operands(layer, rng)
         gy = rng.standard_normal(_out(layer), dtype=np.float32)
         libs = {"ninx": _cases(ninx, ninx.nn.functional, layer, arrays, gy)}

@@ -8,6 +8,7 @@ from . import data, models, nn, optim  # noqa: E402
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
 from .ops.shape import Cat  # noqa: E402
 from .random import generator, manual_seed  # noqa: E402
+from .serialization import load, save  # noqa: E402
 from .tensor import (Tensor, as_shape, from_dlpack, from_numpy, get_default_dtype, set_default_dtype,  # noqa: E402
                      tensor)
 

@@ -28,6 +28,16 @@ class KernelTable(Protocol):
     def col2im(self, cols, geometry):
         """The adjoint of im2col: (N, C, H, W), each pixel summing the column entries taken from it."""
 
+    def depthwise_conv2d(self, x, weight, geometry):
+        """y (N, C·M, oh, ow) of x (N, C, H, W) and weight (C·M, 1, kh, kw): output channel o convolves input
+        channel o // M only (groups = C, channel multiplier M), computed directly rather than as a GEMM."""
+
+    def depthwise_conv2d_backward_input(self, gy, weight, geometry):
+        """The input gradient (N, C, H, W) of depthwise_conv2d."""
+
+    def depthwise_conv2d_backward_weight(self, x, gy, geometry):
+        """The weight gradient (C·M, 1, kh, kw) of depthwise_conv2d, summed over the batch."""
+
     def relu(self, x, cap):
         """min(max(x, 0), cap): cap = inf for ReLU, 6 for ReLU6."""
 

@@ -1,15 +1,19 @@
 """What a model costs, layer by layer: output shape, parameters, multiply-accumulates, activation memory, and
 the memory of prediction and of training (d2l §8.3, exercise 4).
 
-The model is traced, not hooked: Sequential containers are walked and each leaf layer is applied to the
-previous output, starting from zeros of one image, in eval mode and under no_grad (so no random numbers are
-drawn and no running statistics move). Every count is per image times the batch size N.
+The model runs once on zeros of one image, in eval mode and under no_grad (so no random numbers are drawn and
+no running statistics move), with a forward hook on every leaf layer (a module without sub-modules): each
+call of a leaf is a row, in the order of the calls, so branches (Inception), residuals (MobileNetV2) and
+gates (squeeze-and-excitation) are listed as they run. Every count is per image times the batch size N.
 
-    MACs         conv: N·oC·oH·oW·(C/G)·kh·kw;  linear: N·out·in;  0 for everything else (pooling, ReLU,
-                 dropout, batch norm, flatten: comparisons and adds, a few per output element, not counted)
+    MACs         conv: N·oC·oH·oW·(C/G)·kh·kw — a depthwise conv (G = C) is N·oC·oH·oW·kh·kw, and the 1×1
+                 convs of squeeze-and-excitation act on its (N, C, 1, 1) means, so they cost C·squeeze each
+                 per image; linear: N·out·in;  0 for everything else (pooling, activations, dropout, batch
+                 norm, flatten, and the additions and products between layers: a few operations per output
+                 element, not counted)
     activation   bytes of the layer's output
-    prediction   weights + the largest (layer input + layer output): a forward pass frees each activation
-                 once the next layer has consumed it
+    prediction   weights + the largest (layer input + layer output) over consecutive rows: a chain frees each
+                 activation once the next layer has consumed it (for branching models an estimate)
     training     weights + gradients (as many as weights) + optimizer state (SGD 0, SGD with momentum 1,
                  Adam/AdamW 2 copies of the weights) + the input and every layer output, all kept for the
                  backward pass. Framework workspace (ninx's conv also keeps its im2col columns) is not counted.
@@ -58,13 +62,15 @@ class Summary:
         return 2 * self.param_bytes + self.optimizer_state_bytes + self.input_bytes + self.activation_bytes
 
     def __str__(self):
-        header = f"{'layer':<10}{'type':<18}{'output shape':<22}{'parameters':>12}{'MACs':>16}{'activations':>13}"
+        width = max([10] + [len(r.name) + 2 for r in self.rows])
+        header = f"{'layer':<{width}}{'type':<18}{'output shape':<22}{'parameters':>12}{'MACs':>16}{'activations':>13}"
         lines = [header, "-" * len(header)]
         for r in self.rows:
-            lines.append(f"{r.name:<10}{r.kind:<18}{str(r.output_shape):<22}{r.params:>12,}{r.macs:>16,}"
+            lines.append(f"{r.name:<{width}}{r.kind:<18}{str(r.output_shape):<22}{r.params:>12,}{r.macs:>16,}"
                          f"{format_bytes(r.activation_bytes):>13}")
         lines += ["-" * len(header),
-                  f"{'total':<50}{self.params:>12,}{self.macs:>16,}{format_bytes(self.activation_bytes):>13}", "",
+                  f"{'total':<{width + 40}}{self.params:>12,}{self.macs:>16,}{format_bytes(self.activation_bytes):>13}",
+                  "",
                   f"input {self.input_shape}: {format_bytes(self.input_bytes)}",
                   f"parameters: {self.params:,} ({format_bytes(self.param_bytes)})",
                   f"compute: {self.macs / 1e6:,.1f} M MACs per forward pass (a training step: about 3× that)",
@@ -95,20 +101,22 @@ def layer_macs(module, output):
     return 0
 
 
-def _trace(module, x, name, rows):
-    """Apply `module` to x; a Sequential is entered, any other module is one row. Returns the output."""
-    if isinstance(module, nn.Sequential):
-        for child_name, child in module.named_children():
-            x = _trace(child, x, f"{name}.{child_name}" if name else child_name, rows)
-        return x
-    if any(True for _ in module.children()):
-        raise TypeError(f"summary traces Sequential models; {name or 'the model'} is a {type(module).__name__} "
-                        f"with sub-modules, so its layers cannot be listed one by one")
-    y = module(x)
-    params = sum(p.numel() for p in module.parameters())
-    rows.append(LayerRow(name or type(module).__name__, type(module).__name__, y.shape, params,
-                         layer_macs(module, y), y.numel() * y.dtype.itemsize))
-    return y
+def _trace(model, x, rows):
+    """Run `model` on x with a hook on each leaf layer appending its row; the hooks are removed after."""
+    def record(name):
+        def hook(module, inputs, y):
+            params = sum(p.numel() for p in module.parameters())
+            rows.append(LayerRow(name or type(module).__name__, type(module).__name__, y.shape, params,
+                                 layer_macs(module, y), y.numel() * y.dtype.itemsize))
+        return hook
+
+    handles = [m.register_forward_hook(record(name)) for name, m in model.named_modules()
+               if not any(True for _ in m.children())]
+    try:
+        model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def summary(model, input_shape, optimizer="adam"):
@@ -130,7 +138,7 @@ def summary(model, input_shape, optimizer="adam"):
     model.eval()
     try:
         with no_grad():
-            _trace(model, tensor(np.zeros((1,) + input_shape[1:]), dtype=dtype, device=device), "", rows)
+            _trace(model, tensor(np.zeros((1,) + input_shape[1:]), dtype=dtype, device=device), rows)
     finally:
         for m, mode in modes.items():
             m.training = mode

@@ -220,3 +220,56 @@ def assert_close(actual, expected, dtype, terms=1, magnitude=None):
         worst = np.unravel_index(np.argmax(excess), error.shape)
         raise AssertionError(f"at {worst}: got {f64(actual)[worst]}, expected {expected[worst]}, "
                              f"allowed ±{bound[worst]:.3g}")
+
+
+# ---- the activations, pooling and normalisation of the networks after NiN ---------------------------------
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-f64(x)))
+
+
+def silu(x):
+    return f64(x) * sigmoid(x)
+
+
+def hardtanh(x, low=-1.0, high=1.0):
+    return np.minimum(np.maximum(f64(x), low), high)
+
+
+def hardsigmoid(x):
+    """0 for x ≤ −3, 1 for x ≥ 3, the line x/6 + 1/2 between."""
+    x = f64(x)
+    return np.select([x <= -3, x >= 3], [0.0, 1.0], x / 6 + 0.5)
+
+
+def hardswish(x):
+    return f64(x) * hardsigmoid(x)
+
+
+def adaptive_cells(size, out):
+    """PyTorch's adaptive cells along an axis: cell i covers [floor(i·size/out), ceil((i + 1)·size/out))."""
+    import math
+    return [range(math.floor(i * size / out), math.ceil((i + 1) * size / out)) for i in range(out)]
+
+
+def adaptive_pool2d(x, output_size, reduce):
+    """`reduce` (np.mean or np.max) of each adaptive cell of each plane."""
+    x = f64(x)
+    (oh, ow), (n, c, h, w) = pair(output_size), x.shape
+    y = np.zeros((n, c, oh, ow))
+    for i, rows in enumerate(adaptive_cells(h, oh)):
+        for j, cols in enumerate(adaptive_cells(w, ow)):
+            y[:, :, i, j] = reduce(x[:, :, rows.start:rows.stop, cols.start:cols.stop], axis=(2, 3))
+    return y
+
+
+def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    """y_c = x_c / (k + α/n · Σ x_{c'}² over c' from c − n//2 to c + (n − 1)//2 within the channels)^β."""
+    x = f64(x)
+    y = np.zeros_like(x)
+    channels = x.shape[1]
+    for c in range(channels):
+        window = range(max(0, c - size // 2), min(channels, c + (size - 1) // 2 + 1))
+        energy = sum(x[:, d] ** 2 for d in window)
+        y[:, c] = x[:, c] / (k + alpha / size * energy) ** beta
+    return y

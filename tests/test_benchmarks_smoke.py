@@ -26,7 +26,8 @@ def test_quick_suite_writes_json_markdown_and_roofline(tmp_path):
 
     rows = results["rows"]
     names = {row["name"] for row in rows if row["section"] == "ops"}
-    assert {"conv 1×1 96→96", "conv 3×3 192→192", "conv 5×5 96→192", "maxpool 3/2", "relu", "gap"} <= names
+    assert {"conv 1×1 96→96", "conv 3×3 192→192", "conv 5×5 96→192", "maxpool 3/2", "relu", "gap",
+            "depthwise 3×3/1 144", "depthwise 3×3/2 576"} <= names
     for row in rows:
         assert {"section", "name", "shape", "pass", "dtype", "flops", "bytes", "ninx", "reference",
                 "speed_ratio"} <= set(row)

@@ -19,6 +19,11 @@ def _pointwise(x):
     return F.conv2d(x, ninx.tensor(np.ones((2, x.shape[1], 1, 1)), dtype=x.dtype, device=x.device))
 
 
+def _depthwise(x):
+    c = x.shape[1]
+    return F.conv2d(x, ninx.tensor(np.ones((2 * c, 1, 3, 3)), dtype=x.dtype, device=x.device), padding=1, groups=c)
+
+
 def _batch_norm_eval(x):
     bn = nn.BatchNorm2d(x.shape[1]).to(x.device, x.dtype).eval()
     return bn(x)
@@ -39,6 +44,11 @@ BATCH_OPS = {
     "add": lambda x: x + x, "sum(dim)": lambda x: x.sum(dim=(2, 3)), "mean(dim)": lambda x: x.mean(dim=1),
     "permute": lambda x: x.permute(0, 2, 3, 1), "index": lambda x: x[:, :1], "cat": lambda x: ninx.cat([x, x], 1),
     "clamp": lambda x: x.clamp(-1, 1), "abs": lambda x: x.abs(), "exp": lambda x: x.exp(),
+    "conv2d depthwise": _depthwise, "silu": F.silu, "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid,
+    "hardtanh": F.hardtanh, "adaptive_avg_pool2d": lambda x: F.adaptive_avg_pool2d(x, 3),
+    "adaptive_max_pool2d": lambda x: F.adaptive_max_pool2d(x, 3),
+    "local_response_norm": lambda x: F.local_response_norm(x, 2),
+    "stochastic_depth": lambda x: F.stochastic_depth(x, 0.5, "row"),
 }
 
 

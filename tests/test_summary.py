@@ -72,7 +72,7 @@ def test_tracing_leaves_the_model_and_the_random_generator_alone():
     assert model[1].num_batches_tracked.item() == 0
 
 
-def test_models_it_cannot_trace_or_arguments_it_rejects():
+def test_models_beyond_sequential_are_traced_and_bad_arguments_rejected():
     class Residual(nn.Module):
         def __init__(self):
             super().__init__()
@@ -81,7 +81,7 @@ def test_models_it_cannot_trace_or_arguments_it_rejects():
         def forward(self, x):
             return x + self.conv(x)
 
-    with pytest.raises(TypeError, match="Residual with sub-modules"):
-        summary(Residual(), (1, 1, 4, 4))
+    s = summary(Residual(), (3, 1, 4, 4))
+    assert [(r.name, r.output_shape, r.params, r.macs) for r in s.rows] == [("conv", (3, 1, 4, 4), 2, 3 * 16)]
     with pytest.raises(ValueError, match="optimizer must be one of"):
         summary(tiny(), (1, 2, 4, 4), optimizer="lbfgs")

@@ -2,6 +2,7 @@
 from .activation import relu, relu_backward
 from .batchnorm import batch_norm_backward, batch_norm_forward, batch_norm_stats
 from .conv import col2im, im2col
+from .depthwise import depthwise_conv2d, depthwise_conv2d_backward_input, depthwise_conv2d_backward_weight
 from .epilogue import gemm
 from .memory import keep_freed_memory
 from .pool import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward

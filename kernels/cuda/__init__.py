@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 from ninx.backend import KERNELS
 
-from . import activation, batchnorm, conv, gemm, pool
+from . import activation, batchnorm, conv, depthwise, gemm, pool
 
-WRAPPERS = (activation, batchnorm, conv, gemm, pool)  # kernels/cuda/<op>.py, each beside its <op>.cu
+WRAPPERS = (activation, batchnorm, conv, depthwise, gemm, pool)  # kernels/cuda/<op>.py, each beside its <op>.cu
 
 
 class CudaUnavailable(RuntimeError):

@@ -2,6 +2,11 @@
 import inspect
 
 from .nin import nin_32, nin_cifar10, nin_d2l, nin_digits, nin_small
+from .efficientnet import (VARIANTS, efficientnet_b0, efficientnet_b1, efficientnet_b2, efficientnet_b3, efficientnet_b4,
+                           efficientnet_b5, efficientnet_b6, efficientnet_b7, efficientnet_small)
+from .googlenet import googlenet, googlenet_small
+from .mobilenetv1 import mobilenet_v1, mobilenet_v1_small
+from .mobilenetv2 import mobilenet_v2, mobilenet_v2_small
 
 # name → (builder, height = width of the images it is designed for)
 MODELS = {
@@ -10,6 +15,17 @@ MODELS = {
     "nin-small": (nin_small, 28),
     "nin-digits": (nin_digits, 8),
     "nin-32": (nin_32, 32),
+    # the networks after NiN: torchvision's names (and layouts) for the full-size ones
+    "googlenet": (googlenet, 224),
+    "googlenet-small": (googlenet_small, 28),
+    "mobilenet_v1": (mobilenet_v1, 224),
+    "mobilenet_v1-small": (mobilenet_v1_small, 28),
+    "mobilenet_v2": (mobilenet_v2, 224),
+    "mobilenet_v2-small": (mobilenet_v2_small, 28),
+    **{builder.__name__: (builder, VARIANTS[builder.__name__[-2:]][2])
+       for builder in (efficientnet_b0, efficientnet_b1, efficientnet_b2, efficientnet_b3, efficientnet_b4,
+                       efficientnet_b5, efficientnet_b6, efficientnet_b7)},
+    "efficientnet-small": (efficientnet_small, 28),
 }
 
 

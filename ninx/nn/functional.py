@@ -7,10 +7,13 @@ import numpy as np
 
 from .. import random
 from ..geometry import padding_only_window, pair, window2d
-from ..ops.activation import Clamp, Dropout, Sigmoid
+from ..ops.activation import Clamp, Dropout, Hardsigmoid, Hardswish, Hardtanh, Sigmoid, SiLU
+from ..ops.adaptive_pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d
 from ..ops.batchnorm import BatchNorm
 from ..ops.conv import Conv2d
+from ..ops.depthwise import DepthwiseConv2d
 from ..ops.loss import CrossEntropy, LogSoftmax, Softmax
+from ..ops.lrn import LocalResponseNorm
 from ..ops.pool import AvgPool2d, MaxPool2d
 from ..tensor import FLOAT_DTYPES, Tensor, check_dim
 
@@ -43,8 +46,13 @@ def _positive_int(op, name, value):
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-D convolution (cross-correlation) of input (N, C, H, W) with weight (oC, C/groups, kh, kw)."""
+    """2-D convolution (cross-correlation) of input (N, C, H, W) with weight (oC, C/groups, kh, kw).
+
+    groups == C > 1 (depthwise, oC a multiple of C) runs the direct depthwise kernels (ninx/ops/depthwise.py);
+    every other case is lowered onto the GEMM core (ninx/ops/conv.py)."""
     geometry = _conv_geometry("conv2d", input, weight, bias, stride, padding, dilation, groups)
+    if groups == input.shape[1] > 1:  # depthwise: each group is a few filters over one channel, computed directly
+        return DepthwiseConv2d.apply(input, weight, bias, geometry=geometry)
     return Conv2d.apply(input, weight, bias, geometry=geometry, groups=groups)
 
 
@@ -52,10 +60,13 @@ def conv2d_relu(input, weight, bias=None, stride=1, padding=0, dilation=1, group
     """relu(conv2d(…)) (cap = inf) or relu6 (cap = 6) as one op: bias and clamp in the GEMM's write-back.
 
     `nn.Sequential` runs a Conv2d followed by a ReLU/ReLU6 this way; the values and gradients are those of
-    the two ops one after the other."""
-    geometry = _conv_geometry("conv2d_relu", input, weight, bias, stride, padding, dilation, groups)
+    the two ops one after the other. A depthwise convolution runs its own kernels, then the clamp."""
     if cap not in (float("inf"), 6.0):
         raise ValueError(f"conv2d_relu: cap must be inf (ReLU) or 6 (ReLU6), got {cap}")
+    geometry = _conv_geometry("conv2d_relu", input, weight, bias, stride, padding, dilation, groups)
+    if groups == input.shape[1] > 1:
+        y = DepthwiseConv2d.apply(input, weight, bias, geometry=geometry)
+        return Clamp.apply(y, cap=float(cap))
     return Conv2d.apply(input, weight, bias, geometry=geometry, groups=groups, cap=float(cap))
 
 
@@ -144,17 +155,40 @@ def global_avg_pool2d(input):
     return input.mean(dim=(2, 3), keepdim=True)
 
 
+def _adaptive_size(op, input, output_size):
+    """(oh, ow) for an NCHW input: an int or a pair, None keeping the input's size along that axis."""
+    _check_tensor(op, "input", input, 4)
+    _check_float(op, "input", input)
+    sizes = (output_size, output_size) if output_size is None or isinstance(output_size, int) else output_size
+    if not isinstance(sizes, (tuple, list)) or len(sizes) != 2:
+        raise TypeError(f"{op}: output_size must be an int, None or a pair of them, got {output_size!r}")
+    sizes = tuple(input.shape[2 + axis] if s is None else s for axis, s in enumerate(sizes))
+    for s in sizes:
+        if not isinstance(s, int) or isinstance(s, bool) or s <= 0:
+            raise ValueError(f"{op}: output_size must be positive, got {output_size!r} for input {input.shape}")
+    if 0 in input.shape[2:]:
+        raise ValueError(f"{op}: input {input.shape} has an empty plane")
+    return sizes
+
+
 def adaptive_avg_pool2d(input, output_size):
-    """Adaptive average pooling; output size 1 (global average pooling) and sizes dividing the input."""
-    _check_tensor("adaptive_avg_pool2d", "input", input, 4)
-    oh, ow = pair(output_size, "output_size")
+    """Average pooling to output_size (oh, ow) for any input size, PyTorch's cells floor(i·H/oh) to
+    ceil((i + 1)·H/oh) (see ninx/ops/adaptive_pool.py); (1, 1) is global average pooling."""
+    oh, ow = _adaptive_size("adaptive_avg_pool2d", input, output_size)
     h, w = input.shape[2:]
     if (oh, ow) == (1, 1):
         return global_avg_pool2d(input)
-    if oh <= 0 or ow <= 0 or h % oh or w % ow:
-        raise ValueError(f"adaptive_avg_pool2d: output_size {(oh, ow)} must divide the input size {(h, w)} "
-                         f"of input {input.shape}")
-    return avg_pool2d(input, (h // oh, w // ow))
+    if h % oh == 0 and w % ow == 0:  # the cells are avg_pool2d's windows, kernel = stride = H/oh
+        return avg_pool2d(input, (h // oh, w // ow))
+    return AdaptiveAvgPool2d.apply(input, output_size=(oh, ow))
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Max pooling to output_size (oh, ow) over PyTorch's adaptive cells; the gradient goes to each cell's first
+    maximum."""
+    if return_indices:
+        raise NotImplementedError("adaptive_max_pool2d(return_indices=True): ninx keeps the indices inside the op")
+    return AdaptiveMaxPool2d.apply(input, output_size=_adaptive_size("adaptive_max_pool2d", input, output_size))
 
 
 def relu(input):
@@ -222,6 +256,66 @@ def sigmoid(input):
     _check_tensor("sigmoid", "input", input)
     _check_float("sigmoid", "input", input)
     return Sigmoid.apply(input)
+
+
+def silu(input, inplace=False):
+    """x·σ(x) (swish), stable at any magnitude. `inplace` is accepted and computed out of place."""
+    _check_tensor("silu", "input", input)
+    _check_float("silu", "input", input)
+    return SiLU.apply(input)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """min(max(x, min_val), max_val)."""
+    _check_tensor("hardtanh", "input", input)
+    _check_float("hardtanh", "input", input)
+    if not min_val < max_val:
+        raise ValueError(f"hardtanh: min_val {min_val} must be less than max_val {max_val}")
+    return Hardtanh.apply(input, low=float(min_val), high=float(max_val))
+
+
+def hardsigmoid(input, inplace=False):
+    """relu6(x + 3) / 6, the piecewise-linear sigmoid."""
+    _check_tensor("hardsigmoid", "input", input)
+    _check_float("hardsigmoid", "input", input)
+    return Hardsigmoid.apply(input)
+
+
+def hardswish(input, inplace=False):
+    """x·relu6(x + 3) / 6, the piecewise-polynomial swish."""
+    _check_tensor("hardswish", "input", input)
+    _check_float("hardswish", "input", input)
+    return Hardswish.apply(input)
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """x / (k + α/n · Σ x² over a window of n = `size` channels)^β, PyTorch's window (see ninx/ops/lrn.py)."""
+    op = "local_response_norm"
+    _check_tensor(op, "input", input)
+    _check_float(op, "input", input)
+    if input.ndim < 3:
+        raise ValueError(f"{op}: input must have 3 or more dimensions (N, C, …), got shape {input.shape}")
+    _positive_int(op, "size", size)
+    return LocalResponseNorm.apply(input, size=size, alpha=float(alpha), beta=float(beta), k=float(k))
+
+
+def stochastic_depth(input, p, mode, training=True):
+    """Drop whole residual branches (Huang et al. 2016), torchvision's `stochastic_depth`: while training, zero
+    each sample's input ("row") or the whole batch's ("batch") with probability p, and scale what survives by
+    1/(1 − p), so the expectation is unchanged; the identity in evaluation or for p = 0."""
+    op = "stochastic_depth"
+    _check_tensor(op, "input", input)
+    if not 0 <= p <= 1:
+        raise ValueError(f"{op}: drop probability p must be in [0, 1], got {p}")
+    if mode not in ("row", "batch"):
+        raise ValueError(f"{op}: mode must be 'row' or 'batch', got {mode!r}")
+    if not training or p == 0:
+        return input
+    survival = 1 - p
+    shape = ((input.shape[0],) if mode == "row" else (1,)) + (1,) * (input.ndim - 1)
+    keep = random.generator().random(shape) < survival
+    mask = input.backend.asarray(keep / survival if survival > 0 else keep, input.dtype)
+    return Dropout.apply(input, mask=mask)
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):

@@ -58,6 +58,16 @@ def normal_(tensor, mean=0.0, std=1.0):
     return _fill(tensor, random.generator().normal(mean, std, tensor.shape))
 
 
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
+    """N(mean, std²) conditioned on [a, b] (absolute bounds, as PyTorch): values outside are drawn again."""
+    values = random.generator().normal(mean, std, tensor.shape)
+    outside = (values < a) | (values > b)
+    while outside.any():
+        values[outside] = random.generator().normal(mean, std, int(outside.sum()))
+        outside = (values < a) | (values > b)
+    return _fill(tensor, values)
+
+
 def constant_(tensor, value):
     return _fill(tensor, value)
 

@@ -1,5 +1,5 @@
-"""Layers without parameters — activations, pooling, dropout, flatten — as modules over `functional`."""
-from ..geometry import pair
+"""Layers without parameters — activations, pooling, local response normalisation, dropout and stochastic depth,
+flatten — as modules over `functional`."""
 from . import functional as F
 from .module import Module
 
@@ -29,6 +29,35 @@ class ReLU6(_Activation):
 class Sigmoid(Module):
     def forward(self, input):
         return F.sigmoid(input)
+
+
+class SiLU(_Activation):
+    def forward(self, input):
+        return F.silu(input)
+
+
+class Hardsigmoid(_Activation):
+    def forward(self, input):
+        return F.hardsigmoid(input)
+
+
+class Hardswish(_Activation):
+    def forward(self, input):
+        return F.hardswish(input)
+
+
+class Hardtanh(_Activation):
+    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+        super().__init__(inplace)
+        if not min_val < max_val:
+            raise ValueError(f"Hardtanh: min_val {min_val} must be less than max_val {max_val}")
+        self.min_val, self.max_val = min_val, max_val
+
+    def forward(self, input):
+        return F.hardtanh(input, self.min_val, self.max_val)
+
+    def extra_repr(self):
+        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
 
 
 class Identity(Module):
@@ -74,17 +103,66 @@ class AvgPool2d(Module):
 
 
 class AdaptiveAvgPool2d(Module):
-    """Average pooling to a fixed output size; (1, 1) is global average pooling."""
+    """Average pooling to a fixed output size from any input size; (1, 1) is global average pooling."""
 
     def __init__(self, output_size):
         super().__init__()
-        self.output_size = pair(output_size, "output_size")
+        self.output_size = output_size
 
     def forward(self, input):
         return F.adaptive_avg_pool2d(input, self.output_size)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool2d(Module):
+    """Max pooling to a fixed output size from any input size."""
+
+    def __init__(self, output_size, return_indices=False):
+        super().__init__()
+        if return_indices:
+            raise NotImplementedError("AdaptiveMaxPool2d(return_indices=True): ninx keeps the indices inside the op")
+        self.output_size = output_size
+
+    def forward(self, input):
+        return F.adaptive_max_pool2d(input, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class LocalResponseNorm(Module):
+    """Normalise each channel by its n = `size` neighbours' energy: x / (k + α/n · Σ x²)^β (AlexNet, GoogLeNet)."""
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, input):
+        return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self):
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class StochasticDepth(Module):
+    """torchvision's drop-path: in training, drop the input per sample ("row") or per batch ("batch") with
+    probability p, scaling survivors by 1/(1 − p); the identity in eval mode. EfficientNet's residual branches."""
+
+    def __init__(self, p, mode):
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"StochasticDepth: drop probability p must be in [0, 1], got {p}")
+        if mode not in ("row", "batch"):
+            raise ValueError(f"StochasticDepth: mode must be 'row' or 'batch', got {mode!r}")
+        self.p, self.mode = p, mode
+
+    def forward(self, input):
+        return F.stochastic_depth(input, self.p, self.mode, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}, mode={self.mode}"
 
 
 class GlobalAvgPool2d(Module):

@@ -1,0 +1,114 @@
+"""Depthwise convolution (groups = input channels), forward and both gradients, computed directly.
+
+x (N, C, H, W), weight (C·M, 1, kh, kw) for a channel multiplier M, y (N, C·M, oh, ow): output channel
+o = c·M + m sees input channel c only,
+
+    y[n, o, oy, ox] = Σ_{i, j} w[o, i, j] · x[n, o // M, oy·sh − ph + i·dh, ox·sw − pw + j·dw]
+
+(taps outside the input read zero). As a GEMM each group would be an (M × kh·kw) @ (kh·kw × oh·ow) product of a
+handful of rows, so this kernel slides each tap along whole output rows instead: the innermost loop runs over
+ox, over the range of ox whose tap lands inside the input, which Numba vectorises. One thread owns an output
+plane (forward), an input plane (input gradient: the scatter of every tap into the plane it owns, no races)
+or an output channel's filter (weight gradient).
+"""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(inline="always")
+def _inside(offset, stride, size, out):
+    """[lo, hi): the o < out with 0 ≤ o·stride + offset < size."""
+    lo = 0 if offset >= 0 else (-offset + stride - 1) // stride
+    hi = 0 if size - offset <= 0 else min(out, (size - offset + stride - 1) // stride)
+    return lo, max(lo, hi)
+
+
+@njit(parallel=True, cache=True)
+def _forward(x, w, sh, sw, ph, pw, dh, dw, y):
+    n_images, channels, h, wd = x.shape
+    out_channels, _, kh, kw = w.shape
+    oh, ow = y.shape[2], y.shape[3]
+    multiplier = out_channels // channels
+    for plane in prange(n_images * out_channels):
+        n, o = plane // out_channels, plane % out_channels
+        c = o // multiplier
+        y[n, o] = 0
+        for i in range(kh):
+            oy0, oy1 = _inside(i * dh - ph, sh, h, oh)
+            for j in range(kw):
+                tap = w[o, 0, i, j]
+                ox0, ox1 = _inside(j * dw - pw, sw, wd, ow)
+                for oy in range(oy0, oy1):
+                    iy = oy * sh - ph + i * dh
+                    for ox in range(ox0, ox1):
+                        y[n, o, oy, ox] += tap * x[n, c, iy, ox * sw - pw + j * dw]
+
+
+@njit(parallel=True, cache=True)
+def _backward_input(gy, w, sh, sw, ph, pw, dh, dw, gx):
+    # gx[n, c, iy, ix] = Σ_{m, i, j} w[c·M + m, i, j] · gy[n, c·M + m, oy, ox] over the (oy, ox) whose tap
+    # (i, j) lands on (iy, ix): the adjoint of the forward, same loops, with the roles of x and y swapped
+    n_images, channels, h, wd = gx.shape
+    out_channels, _, kh, kw = w.shape
+    oh, ow = gy.shape[2], gy.shape[3]
+    multiplier = out_channels // channels
+    for plane in prange(n_images * channels):
+        n, c = plane // channels, plane % channels
+        gx[n, c] = 0
+        for o in range(c * multiplier, (c + 1) * multiplier):
+            for i in range(kh):
+                oy0, oy1 = _inside(i * dh - ph, sh, h, oh)
+                for j in range(kw):
+                    tap = w[o, 0, i, j]
+                    ox0, ox1 = _inside(j * dw - pw, sw, wd, ow)
+                    for oy in range(oy0, oy1):
+                        iy = oy * sh - ph + i * dh
+                        for ox in range(ox0, ox1):
+                            gx[n, c, iy, ox * sw - pw + j * dw] += tap * gy[n, o, oy, ox]
+
+
+@njit(parallel=True, cache=True)
+def _backward_weight(x, gy, sh, sw, ph, pw, dh, dw, gw):
+    # gw[o, i, j] = Σ_{n, oy, ox} gy[n, o, oy, ox] · x[n, o // M, oy·sh − ph + i·dh, ox·sw − pw + j·dw]
+    n_images, channels, h, wd = x.shape
+    out_channels, _, kh, kw = gw.shape
+    oh, ow = gy.shape[2], gy.shape[3]
+    multiplier = out_channels // channels
+    for o in prange(out_channels):
+        c = o // multiplier
+        for i in range(kh):
+            oy0, oy1 = _inside(i * dh - ph, sh, h, oh)
+            for j in range(kw):
+                ox0, ox1 = _inside(j * dw - pw, sw, wd, ow)
+                total = gw.dtype.type(0)
+                for n in range(n_images):
+                    for oy in range(oy0, oy1):
+                        iy = oy * sh - ph + i * dh
+                        for ox in range(ox0, ox1):
+                            total += gy[n, o, oy, ox] * x[n, c, iy, ox * sw - pw + j * dw]
+                gw[o, 0, i, j] = total
+
+
+def _output(g, out_channels, dtype):
+    return np.empty((g.n, out_channels, g.oh, g.ow), dtype=dtype)
+
+
+def depthwise_conv2d(x, weight, g):
+    """y (N, C·M, oh, ow) of x (N, C, H, W) and weight (C·M, 1, kh, kw)."""
+    y = _output(g, weight.shape[0], x.dtype)
+    _forward(np.ascontiguousarray(x), np.ascontiguousarray(weight), g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, y)
+    return y
+
+
+def depthwise_conv2d_backward_input(gy, weight, g):
+    """gx (N, C, H, W): each input pixel sums weight · gy over the taps that read it."""
+    gx = np.empty(g.input_shape, dtype=gy.dtype)
+    _backward_input(np.ascontiguousarray(gy), np.ascontiguousarray(weight), g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, gx)
+    return gx
+
+
+def depthwise_conv2d_backward_weight(x, gy, g):
+    """gw (C·M, 1, kh, kw): each tap sums gy · the input it read, over images and output positions."""
+    gw = np.empty((gy.shape[1], 1, g.kh, g.kw), dtype=gy.dtype)
+    _backward_weight(np.ascontiguousarray(x), np.ascontiguousarray(gy), g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, gw)
+    return gw

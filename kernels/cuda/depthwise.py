@@ -1,0 +1,47 @@
+"""Depthwise convolution on the cuda device: depthwise.cu, one thread per output (forward) and per input pixel
+(input gradient), one block per filter tap (weight gradient)."""
+import numpy as np
+
+from .launch import Source
+
+SOURCE = Source("depthwise", ("depthwise_conv2d", "depthwise_conv2d_backward_input",
+                              "depthwise_conv2d_backward_weight"))
+THREADS = 128  # DEPTHWISE_THREADS in depthwise.cu: the weight gradient's block
+
+
+def _args(g, out_channels):
+    """channels, multiplier, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, as the kernels take them."""
+    return tuple(np.int32(v) for v in (g.c, out_channels // g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw,
+                                       g.dh, g.dw, g.oh, g.ow))
+
+
+def depthwise_conv2d(device, x, weight, g):
+    """y (N, C·M, oh, ow) of x (N, C, H, W) and weight (C·M, 1, kh, kw)."""
+    xp = device.xp
+    y = xp.empty((g.n, weight.shape[0], g.oh, g.ow), dtype=x.dtype)
+    SOURCE.each_element(device, "depthwise_conv2d", x.dtype, y.size,
+                        (xp.ascontiguousarray(x), xp.ascontiguousarray(weight), *_args(g, weight.shape[0]),
+                         np.int64(y.size), y))
+    return y
+
+
+def depthwise_conv2d_backward_input(device, gy, weight, g):
+    """gx (N, C, H, W): each input pixel sums weight · gy over the taps that read it."""
+    xp = device.xp
+    gx = xp.empty(g.input_shape, dtype=gy.dtype)
+    SOURCE.each_element(device, "depthwise_conv2d_backward_input", gy.dtype, gx.size,
+                        (xp.ascontiguousarray(gy), xp.ascontiguousarray(weight), *_args(g, weight.shape[0]),
+                         np.int64(gx.size), gx))
+    return gx
+
+
+def depthwise_conv2d_backward_weight(device, x, gy, g):
+    """gw (C·M, 1, kh, kw): each tap sums gy · the input it read, over images and output positions."""
+    xp = device.xp
+    out_channels = gy.shape[1]
+    gw = xp.empty((out_channels, 1, g.kh, g.kw), dtype=gy.dtype)
+    if gw.size:
+        SOURCE.kernel(device, "depthwise_conv2d_backward_weight", gy.dtype)(
+            (gw.size,), (THREADS,), (xp.ascontiguousarray(x), xp.ascontiguousarray(gy), np.int32(g.n),
+                                     *_args(g, out_channels), gw))
+    return gw

@@ -1,0 +1,109 @@
+"""Depthwise convolution (groups = input channels, any channel multiplier): F.conv2d routes it to the backend's
+direct depthwise kernels — never to im2col or the GEMM — and it matches the loop reference and finite
+differences over drawn strides, paddings, dilations and multipliers, float32 and float64."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ninx
+import references as ref
+from ninx.nn import functional as F
+from ninx.testing import gradcheck
+from strategies import as_pair, dtypes, int_or_pair, layouts, seeds, values
+
+
+@st.composite
+def depthwise_cases(draw):
+    """(x shape, w shape, options) of a valid depthwise conv: C ≥ 2 channels, multiplier 1–3."""
+    c, multiplier = draw(st.integers(2, 4)), draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    stride, padding, dilation = (draw(int_or_pair(st.integers(1, 3))), draw(int_or_pair(st.integers(0, 2))),
+                                 draw(int_or_pair(st.integers(1, 2))))
+    (ph, pw), (dh, dw) = as_pair(padding), as_pair(dilation)
+    low_h, low_w = max(1, dh * (kh - 1) + 1 - 2 * ph), max(1, dw * (kw - 1) + 1 - 2 * pw)
+    h, w = draw(st.integers(low_h, max(low_h, 9))), draw(st.integers(low_w, max(low_w, 9)))
+    options = dict(stride=stride, padding=padding, dilation=dilation, groups=c)
+    return (draw(st.integers(1, 2)), c, h, w), (c * multiplier, 1, kh, kw), options
+
+
+def arrays(x_shape, w_shape, seed, bias):
+    x, w = values(x_shape, seed), values(w_shape, seed + 1) / np.sqrt(w_shape[2] * w_shape[3])
+    return x, w, values(w_shape[:1], seed + 2) if bias else None
+
+
+def tensors(arrays_, device, dtype, requires_grad=False):
+    return [None if a is None else ninx.tensor(a, dtype=dtype, device=device, requires_grad=requires_grad)
+            for a in arrays_]
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@settings(max_examples=12)
+@given(case=depthwise_cases(), dtype=dtypes, seed=seeds, layout=layouts(4))
+def test_depthwise_matches_the_loop_reference(device, bias, case, dtype, seed, layout):
+    x_shape, w_shape, options = case
+    x, w, b = arrays(x_shape, w_shape, seed, bias)
+    xt = layout.view(ninx.tensor(layout.store(x), dtype=dtype, device=device))
+    y = F.conv2d(xt, *tensors((w, b), device, dtype), **options)
+    magnitude = ref.conv2d(abs(x), abs(w), None if b is None else abs(b), **options)
+    ref.assert_close(y.numpy(), ref.conv2d(x, w, b, **options), dtype, terms=w_shape[2] * w_shape[3] + 1,
+                     magnitude=magnitude)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@settings(max_examples=6)
+@given(case=depthwise_cases(), seed=seeds)
+def test_depthwise_gradients_match_finite_differences(device, bias, case, seed):
+    x_shape, w_shape, options = case
+    leaves = [t for t in tensors(arrays(x_shape, w_shape, seed, bias), device, np.float64, True) if t is not None]
+    gradcheck(lambda *ts: F.conv2d(*ts, **options), leaves)
+
+
+@settings(max_examples=5)
+@given(case=depthwise_cases(), seed=seeds)
+def test_depthwise_float32_gradients_agree_with_float64(device, case, seed):
+    x_shape, w_shape, options = case
+
+    def gradients(dtype, transform=lambda a: a):
+        ts = tensors([transform(a) for a in arrays(x_shape, w_shape, seed, True)], device, dtype, True)
+        y = F.conv2d(*ts, **options)
+        y.backward(transform(values(y.shape, seed + 3)))
+        return [t.grad.numpy() for t in ts]
+
+    n, _, oh, ow = ref.conv2d(*arrays(x_shape, w_shape, seed, False)[:2], **options).shape
+    for low, high, size in zip(gradients(np.float32), gradients(np.float64), gradients(np.float64, np.abs)):
+        ref.assert_close(low, high, np.float32, terms=max(n * oh * ow, w_shape[0] * w_shape[2] * w_shape[3]),
+                         magnitude=size)
+
+
+@pytest.mark.parametrize("groups, multiplier, depthwise", [(4, 1, True), (4, 2, True), (2, 1, False),
+                                                           (1, 3, False)])
+def test_conv2d_chooses_the_depthwise_kernels_exactly_when_groups_equal_channels(device, monkeypatch, groups,
+                                                                                  multiplier, depthwise):
+    """groups == C (> 1) runs depthwise_conv2d forward and its two gradients and no im2col, col2im or gemm;
+    any other grouping (and a one-channel input, an ordinary convolution) keeps the GEMM path."""
+    backend = ninx.backend.get_backend(device)
+    calls = []
+    for name in ("depthwise_conv2d", "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight",
+                 "im2col", "col2im", "gemm"):
+        real = getattr(backend, name)
+        monkeypatch.setattr(backend, name, lambda *args, _real=real, _name=name: calls.append(_name) or _real(*args))
+    c = 4 if groups > 1 else 1
+    x = ninx.tensor(values((2, c, 6, 5), 0), requires_grad=True, device=device)
+    w = ninx.tensor(values((groups * multiplier, c // groups, 3, 3), 1), requires_grad=True, device=device)
+    F.conv2d(x, w, stride=2, padding=1, groups=groups).sum().backward()
+    used = set(calls)
+    if depthwise:
+        assert used == {"depthwise_conv2d", "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight"}
+    else:
+        assert not used & {"depthwise_conv2d", "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight"}
+        assert "gemm" in used
+
+
+def test_a_mobilenet_sized_depthwise_layer_matches_the_reference(device):
+    """MobileNetV2's 3×3 stride-2 depthwise conv at a reduced size, float32, every output channel checked."""
+    x, w = values((1, 16, 14, 14), 5), values((16, 1, 3, 3), 6) / 3
+    y = F.conv2d(ninx.tensor(x, dtype=np.float32, device=device), ninx.tensor(w, dtype=np.float32, device=device),
+                 stride=2, padding=1, groups=16)
+    ref.assert_close(y.numpy(), ref.conv2d(x, w, stride=2, padding=1, groups=16), np.float32, terms=9,
+                     magnitude=ref.conv2d(abs(x), abs(w), stride=2, padding=1, groups=16))
