@@ -16,7 +16,8 @@ import numpy as np
 
 from .atomic import atomic_open
 from .geometry import output_size
-from .ops import activation, arithmetic, batchnorm, conv, loss, matmul, pool, reduction, shape
+from .ops import (activation, adaptive_pool, arithmetic, batchnorm, conv, depthwise, loss, lrn, matmul, pool,
+                  reduction, shape)
 from .tensor import Tensor, tensor
 
 
@@ -75,6 +76,37 @@ def _clamp_node(graph, x, cap, dtype, out):
     if np.isinf(cap):
         return graph.node("Relu", [x], [out])
     return graph.node("Clip", [x, graph.constant(np.array(0, dtype)), graph.constant(np.array(cap, dtype))], [out])
+
+
+def _depthwise(graph, fn, inputs, out):
+    g = fn.geometry
+    return graph.node("Conv", [graph.name_of(x) for x in inputs if x is not None], [out], kernel_shape=[g.kh, g.kw],
+                      strides=[g.sh, g.sw], pads=_pads(g), dilations=[g.dh, g.dw], group=g.c)
+
+
+def _silu(graph, fn, inputs, out):
+    x = graph.name_of(inputs[0])
+    return graph.node("Mul", [x, graph.node("Sigmoid", [x])], [out])
+
+
+def _hardtanh(graph, fn, inputs, out):
+    dtype = inputs[0].dtype
+    return graph.node("Clip", [graph.name_of(inputs[0]), graph.constant(np.array(fn.low, dtype)),
+                               graph.constant(np.array(fn.high, dtype))], [out])
+
+
+def _adaptive_avg(graph, fn, inputs, out):
+    """y = A_h · x · A_wᵀ with the op's own averaging matrices (see ninx/ops/adaptive_pool.py)."""
+    rows = graph.node("MatMul", [graph.constant(fn.rows), graph.name_of(inputs[0])])
+    return graph.node("MatMul", [rows, graph.constant(np.ascontiguousarray(fn.columns.T))], [out])
+
+
+def _lrn(graph, fn, inputs, out):
+    if fn.size % 2 == 0:  # ONNX's window leans the other way from PyTorch's for an even size
+        raise NotImplementedError(f"ONNX export: local_response_norm with an even size ({fn.size}) has no ONNX "
+                                  f"mapping that matches PyTorch's window")
+    return graph.node("LRN", [graph.name_of(inputs[0])], [out], size=fn.size, alpha=fn.alpha, beta=fn.beta,
+                      bias=fn.k)
 
 
 def _clamp(graph, fn, inputs, out):
@@ -184,6 +216,13 @@ MAPPINGS = {
     loss.Softmax: _attribute("Softmax", axis=lambda fn: fn.dim),
     loss.LogSoftmax: _attribute("LogSoftmax", axis=lambda fn: fn.dim),
     batchnorm.BatchNorm: _batch_norm,
+    depthwise.DepthwiseConv2d: _depthwise,
+    activation.SiLU: _silu,
+    activation.Hardtanh: _hardtanh,
+    activation.Hardsigmoid: _attribute("HardSigmoid", alpha=lambda fn: 1 / 6, beta=lambda fn: 0.5),
+    activation.Hardswish: _elementwise("HardSwish"),
+    adaptive_pool.AdaptiveAvgPool2d: _adaptive_avg,
+    lrn.LocalResponseNorm: _lrn,
 }
 
 
