@@ -1,7 +1,7 @@
 """Models by name, for the command line: `get_model("nin-digits", num_classes=10, in_channels=1)`."""
 import inspect
 
-from .nin import nin_32, nin_cifar10, nin_d2l, nin_digits, nin_small
+from .nin import nin_28, nin_32, nin_cifar10, nin_d2l, nin_digits, nin_small
 
 # name → (builder, height = width of the images it is designed for)
 MODELS = {
@@ -9,6 +9,7 @@ MODELS = {
     "nin-cifar10": (nin_cifar10, 32),
     "nin-small": (nin_small, 28),
     "nin-digits": (nin_digits, 8),
+    "nin-28": (nin_28, 28),
     "nin-32": (nin_32, 32),
 }
 
