@@ -118,8 +118,9 @@ def load_weights(model, state, path, model_name):
         raise ValueError(f"checkpoint {path} does not fit model {model_name!r}: {e}") from None
 
 
-class Interrupted(Exception):
-    """Ctrl-C stopped `fit`; `epochs` is the number of epochs the run folder holds (0: this run saved none)."""
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped `fit`; `epochs` is the number of epochs the run folder holds (0: this run saved none).
+    A KeyboardInterrupt still, for callers that catch that."""
 
     def __init__(self, epochs):
         super().__init__(f"interrupted after {epochs} saved epochs")
@@ -213,7 +214,8 @@ def log_line(text):
 def fit(config, out, files, state=None, log=log_line):
     """Train per `config` (CONFIG_KEYS) into folder `out`, reading the data set from `files` (as
     ninx.data.locate_dataset gives them); given `state`, a checkpoint of that run, carry on from where it
-    stopped. Logs one line per epoch and returns the metrics history (a list of dicts)."""
+    stopped. Logs one line per epoch and returns the metrics history (a list of dicts). Ctrl-C raises
+    Interrupted, a NaN or infinite loss Diverged; the folder keeps every epoch finished before either."""
     train_set, test_set = read_dataset(config["data"], files)
     normalize = channel_stats(train_set.images)
     manual_seed(config["seed"])
