@@ -12,7 +12,7 @@ EXAMPLES = """\
 examples:
   ninx train                                  train a small NiN on the bundled 8×8 digits (about 15 s)
   ninx train --data fashion-mnist --out runs/fashion
-                                              Fashion-MNIST by its recipe (nin-28, 15 epochs, about 15 min)
+                                              Fashion-MNIST by its recipe (nin-28, 13 epochs, about 13 min)
   ninx train --out runs/fashion --resume      continue runs/fashion from its last checkpoint
   ninx eval --checkpoint runs/fashion/checkpoint.npz
   ninx summary --model nin --input 1,1,224,224
