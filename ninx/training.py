@@ -243,6 +243,9 @@ def fit(config, out, files, state=None, log=log_line):
             train = train_epoch(model, train_loader, optimizer, config["limit_batches"],
                                 f"epoch {epoch}/{config['epochs']}")
             test_loss, test_acc, _ = evaluate(model, test_loader, classes, config["limit_batches"])
+            if not math.isfinite(test_loss):  # the epoch's last step can blow the weights up after its loss
+                raise Diverged(f"training diverged: the test loss is {test_loss} after epoch {epoch} (lr {lr:g}); "
+                               f"try a lower --lr. The run folder keeps the epochs saved before this one")
             scheduler.step()
             row = {"epoch": epoch, "train_loss": train["loss"], "train_acc": train["acc"], "test_loss": test_loss,
                    "test_acc": test_acc, "images_per_s": train["images_per_s"],

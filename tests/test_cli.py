@@ -169,10 +169,13 @@ def test_eval_and_summary_check_their_options_too(capsys, argv, option):
     assert exit.value.code == 2 and f"argument {option}" in capsys.readouterr().err
 
 
-def test_a_diverging_run_stops_with_an_error_and_keeps_no_nan_epoch(tmp_path, capsys):
+@pytest.mark.parametrize("batches, message", [("3", "the loss is nan at batch 2"),
+                                               ("1", "the test loss is nan after epoch 1")])  # its one step blew up
+def test_a_diverging_run_stops_with_an_error_and_keeps_no_nan_epoch(tmp_path, capsys, batches, message):
     out = tmp_path / "run"
-    assert main(SMOKE + ["--epochs", "1", "--optimizer", "sgd", "--lr", "1e30", "--out", str(out)]) == 1
-    assert "training diverged: the loss is nan" in capsys.readouterr().err
+    assert main(SMOKE + ["--limit-batches", batches, "--epochs", "1", "--optimizer", "sgd", "--lr", "1e30",
+                         "--out", str(out)]) == 1
+    assert f"training diverged: {message}" in capsys.readouterr().err
     assert not (out / "checkpoint.npz").exists()
 
 
