@@ -13,6 +13,10 @@ DATASETS = {
 }
 
 
+def unknown(name):
+    return ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+
+
 def locate_dataset(name, data_dir=None):
     """The files data set `name` is read from, as a tuple of paths: exactly from `data_dir` when it is given
     (a FileNotFoundError says what it lacks), otherwise from where ninx finds or downloads them."""
@@ -22,7 +26,7 @@ def locate_dataset(name, data_dir=None):
         return tuple(mnist.locate(name, data_dir))
     if name == "cifar10":
         return (cifar.locate(data_dir),)
-    raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    raise unknown(name)
 
 
 def read_dataset(name, files):
@@ -31,7 +35,9 @@ def read_dataset(name, files):
         return digits.load_digits(*files)
     if name in ("mnist", "fashion-mnist"):
         return mnist.load_mnist(files)
-    return cifar.load_cifar10(*files)
+    if name == "cifar10":
+        return cifar.load_cifar10(*files)
+    raise unknown(name)
 
 
 def load_dataset(name, data_dir=None):
