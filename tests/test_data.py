@@ -103,6 +103,15 @@ def test_tensor_dataset_indexes_every_tensor_and_keeps_their_dtypes():
     assert alone.dtype == np.int64 and alone.tolist() == [0, 1, 2]
 
 
+def test_tensor_dataset_batches_tensors_where_they_live(device):
+    x = ninx.tensor(np.arange(10, dtype=np.float32).reshape(5, 2), device=device)
+    ds = TensorDataset(x, ninx.tensor(np.arange(5), device=device))
+    (xb, yb), = DataLoader(ds, batch_size=5, shuffle=True, generator=3, device=device)
+    order = np.random.default_rng(3).permutation(5)
+    assert xb.device == x.device and xb.numpy().tolist() == x.numpy()[order].tolist()
+    assert yb.numpy().tolist() == order.tolist()
+
+
 def test_tensor_dataset_needs_tensors_of_one_length():
     with pytest.raises(ValueError, match="same first dimension"):
         TensorDataset(ninx.zeros(3, 2), ninx.zeros(4))

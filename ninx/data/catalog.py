@@ -14,6 +14,7 @@ DATASETS = {
 
 
 def unknown(name):
+    """The error for a data-set name that ninx does not know."""
     return ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
 
 

@@ -75,4 +75,6 @@ class TensorDataset(Dataset):
         return tuple(t[index] for t in self.tensors)
 
     def batch(self, indices):
-        return tuple(t.numpy()[np.asarray(indices, dtype=np.int64)] for t in self.tensors)
+        indices = np.asarray(indices, dtype=np.int64)
+        return tuple(t.data[indices if isinstance(t.data, np.ndarray) else t.backend.xp.asarray(indices)]
+                     for t in self.tensors)  # gathered where each tensor lives: no host copy of a GPU tensor
