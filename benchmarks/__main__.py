@@ -3,10 +3,16 @@
 Sections, in order: roof (FMA peak, copy bandwidth), gemm (the GEMM core against numpy.matmul, float32 and
 float64), ops (each op of the small NiN, forward and backward, against PyTorch when importable) and train
 (the whole training step in images/s). Prints a table and writes JSON, Markdown and a roofline PNG to --out,
-named with the date and the machine. --quick is a smoke run: batch 2, small GEMMs, few repeats — its numbers
-mean nothing.
+named with the date, the machine and the target. --quick is a smoke run: batch 2, small GEMMs, few repeats —
+its numbers mean nothing.
+
+--target NAME (or NINX_CPU_TARGET) compiles ninx for another CPU than the host, e.g. `haswell` for the AVX2
+path on an AVX-512 machine: the suite then runs again in a child process whose Numba targets NAME, since
+code generation is fixed when numba is first imported. See `ninx_kernels.codegen`.
 """
 import argparse
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +29,8 @@ def parse_args(argv, prog="python -m benchmarks"):
                         help="threads for ninx, the roof, numpy.matmul and PyTorch (default 2)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference even if importable")
     parser.add_argument("--out", default=str(RESULTS), help=f"folder for the result files (default {RESULTS})")
+    parser.add_argument("--target", help="CPU to compile ninx for: host, haswell, x86-64 or any LLVM CPU name "
+                                         "(default: NINX_CPU_TARGET, else host)")
     args = parser.parse_args(argv)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = set(args.sections) - set(SECTIONS)
@@ -32,10 +40,23 @@ def parse_args(argv, prog="python -m benchmarks"):
 
 
 def gemm_rows(threads, quick):
-    """(rows of float32 and float64, BLAS description) of benchmarks.gemm: each side in a child process."""
+    """(rows of float32 and float64, the reference BLAS, OpenBLAS's own kernel or None) of benchmarks.gemm:
+    each side in a child process."""
     from . import gemm
-    ninx, numpy = gemm.compare(threads, quick)
-    return gemm.rows(ninx, numpy, quick), numpy["blas"]
+    ninx, numpy, numpy_own = gemm.compare(threads, quick)
+    return gemm.rows(ninx, numpy, quick, numpy_own), numpy["blas"], numpy_own and numpy_own["blas"]
+
+
+def retarget(argv, target):
+    """Run the suite with `argv` in a child process compiled for `target`; its exit status, or None where
+    this process already compiles for it."""
+    from ninx_kernels.codegen import chosen_target
+    name, features = chosen_target({"NINX_CPU_TARGET": target})
+    if (os.environ.get("NUMBA_CPU_NAME"), os.environ.get("NUMBA_CPU_FEATURES")) == (name, features):
+        return None
+    env = dict(os.environ, NINX_CPU_TARGET=target, NUMBA_CPU_NAME=name, NUMBA_CPU_FEATURES=features)
+    return subprocess.run([sys.executable, "-m", __package__, *argv], env=env,
+                          cwd=Path(__file__).resolve().parents[1]).returncode
 
 
 def _log(message):
@@ -63,7 +84,7 @@ def run(args):
         results["roof"] = roof(args.threads, args.quick)
     if "gemm" in args.sections:
         _log("gemm: the GEMM core against numpy.matmul, float32 and float64 (child processes)")
-        rows, results["blas"] = gemm_rows(args.threads, args.quick)
+        rows, results["blas"], results["blas_own"] = gemm_rows(args.threads, args.quick)
         results["rows"] += rows
     if "ops" in args.sections:
         _log(f"ops: the small NiN's layers at batch {batch}")
@@ -80,7 +101,11 @@ def run(args):
 def main(argv=None, prog="python -m benchmarks"):
     """Entry point of `python -m benchmarks` and `ninx bench`; returns the exit status."""
     from .report import terminal_table, write
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv, prog)
+    status = retarget(argv, args.target) if args.target else None
+    if status is not None:
+        return status
     results = run(args)
     print(terminal_table(results))
     for path in write(results, args.out).values():

@@ -4,12 +4,15 @@
 
 Both sides get the same fixed number of threads (--threads, default 2), and each is timed in a child
 process of its own, with its own environment:
-- ninx runs with NUMBA_NUM_THREADS=threads and OPENBLAS_NUM_THREADS=1. OpenBLAS's idle workers keep spinning
+- ninx runs with NUMBA_NUM_THREADS=threads and OPENBLAS_NUM_THREADS=1, compiled for the target of this
+  process (NINX_CPU_TARGET, or `python -m benchmarks --target`). OpenBLAS's idle workers keep spinning
   for a while after every call (and after start-up), and on a 2-core machine they take a core from Numba's
   threads: timed in one process, the numbers would measure that fight, not the kernel.
-- numpy runs with OPENBLAS_NUM_THREADS=threads and OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed, so that
-  OpenBLAS picks its own kernel for this CPU (a forced core type can be much slower); the JSON records
-  threadpoolctl's view of the BLAS, kernel ("architecture") included.
+- numpy runs with OPENBLAS_NUM_THREADS=threads and OPENBLAS_L2_SIZE removed. OPENBLAS_CORETYPE is removed
+  too, so that OpenBLAS picks its own kernel for this CPU (a forced core type can be much slower) — except
+  when ninx is held to a narrower target than the host's: then the fair reference is OpenBLAS held to the
+  same vectors (`reference_coretype`: Haswell for AVX2), and OpenBLAS's own kernel is timed as well, as a
+  second column. The JSON records threadpoolctl's view of each BLAS, kernel ("architecture") included.
 The price of separate processes: the two sides cannot be timed alternately, as the rest of the suite is
 (see `timing`), so a slow spell of a shared machine may hit one side only. On a 2-core machine both wishes
 cannot be met at once; the load averages before and after are recorded to show such a spell.
@@ -30,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from . import nin
-from .machine import OPENBLAS_VARIABLES, machine_info, machine_slug
+from .machine import OPENBLAS_VARIABLES, machine_info, machine_slug, target_narrower_than_host
 from .report import make_row
 from .timing import measure
 
@@ -39,6 +42,7 @@ SQUARE = (256, 512, 1024, 2048, 4096)
 QUICK_SQUARE = (256, 512)
 QUICK_BATCH = 2
 RESULTS = Path(__file__).resolve().parent / "results"
+CORETYPES = {32: "Haswell"}  # OpenBLAS's kernel for a target of that many vector bytes (AVX2 + FMA)
 
 
 def cases(quick=False):
@@ -110,16 +114,25 @@ def child(side, quick):
     print(json.dumps(report))
 
 
-def side_env(side, threads):
+def reference_coretype():
+    """OPENBLAS_CORETYPE of the fair reference: the kernel of ninx's target where that target is narrower
+    than the host's (an AVX2 target on an AVX-512 host: Haswell), else None (OpenBLAS's own choice)."""
+    from ninx_kernels.cpu.gemm import TARGET
+    return CORETYPES.get(TARGET.vector_bytes) if target_narrower_than_host() else None
+
+
+def side_env(side, threads, coretype=None):
     """({variable: value} set, variables removed) in the environment of the child timing `side`."""
     if side == "ninx":
         return {"NUMBA_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": "1"}, ()
+    if coretype:
+        return {"OPENBLAS_NUM_THREADS": str(threads), "OPENBLAS_CORETYPE": coretype}, ("OPENBLAS_L2_SIZE",)
     return {"OPENBLAS_NUM_THREADS": str(threads)}, OPENBLAS_VARIABLES
 
 
-def run_child(side, threads, quick):
+def run_child(side, threads, quick, coretype=None):
     """Run this module with --side `side` in a child process with that side's environment; its JSON report."""
-    changes, removed = side_env(side, threads)
+    changes, removed = side_env(side, threads, coretype)
     env = dict({k: v for k, v in os.environ.items() if k not in removed}, **changes)
     command = [sys.executable, "-m", f"{__package__}.gemm", "--side", side] + (["--quick"] if quick else [])
     done = subprocess.run(command, env=env, check=True, stdout=subprocess.PIPE, text=True,
@@ -128,12 +141,16 @@ def run_child(side, threads, quick):
 
 
 def compare(threads=2, quick=False):
-    """(ninx's report, numpy's report), each from its own child process: see `child`."""
-    return run_child("ninx", threads, quick), run_child("numpy", threads, quick)
+    """(ninx's report, numpy's report, numpy's report with its own kernel or None), each from its own child
+    process: see `child`. The last is timed only where the reference kernel was forced."""
+    coretype = reference_coretype()
+    return (run_child("ninx", threads, quick), run_child("numpy", threads, quick, coretype),
+            run_child("numpy", threads, quick) if coretype else None)
 
 
-def rows(ninx, numpy, quick=False):
-    """Result rows (see `report.make_row`) of every dtype and case, from the two children's reports."""
+def rows(ninx, numpy, quick=False, numpy_own=None):
+    """Result rows (see `report.make_row`) of every dtype and case, from the children's reports; with
+    numpy_own, each row also holds OpenBLAS's own kernel as "reference_own" and "speed_ratio_own"."""
     out = []
     for dtype in DTYPES:
         size = np.dtype(dtype).itemsize
@@ -141,17 +158,26 @@ def rows(ninx, numpy, quick=False):
             flops = 2 * batch * m * n * k
             traffic = size * ((1 if broadcast else batch) * m * k + batch * k * n + batch * m * n)
             timings = {"ninx": ninx["results"][dtype][label], "numpy": numpy["results"][dtype][label]}
-            out.append(make_row("gemm", label, f"{batch}×({m}×{k} @ {k}×{n})", "", dtype, flops, traffic,
-                                timings))
+            row = make_row("gemm", label, f"{batch}×({m}×{k} @ {k}×{n})", "", dtype, flops, traffic, timings)
+            if numpy_own:
+                own = numpy_own["results"][dtype][label]
+                row["reference_own"] = dict(own, name="numpy")
+                row["speed_ratio_own"] = own["median_s"] / row["ninx"]["median_s"]
+            out.append(row)
     return out
 
 
 def print_table(result_rows):
-    """ninx's and numpy's GFLOP/s and their ratio, one line per dtype and case."""
-    print(f"{'dtype':<9}{'shape':<34}{'ninx GFLOP/s':>14}{'numpy GFLOP/s':>15}{'ratio':>8}")
+    """ninx's and numpy's GFLOP/s and their ratio, one line per dtype and case (and OpenBLAS's own kernel)."""
+    own = any("reference_own" in row for row in result_rows)
+    print(f"{'dtype':<9}{'shape':<34}{'ninx GFLOP/s':>14}{'numpy GFLOP/s':>15}{'ratio':>8}"
+          + (f"{'own kernel':>12}{'ratio':>8}" if own else ""))
     for row in result_rows:
         ours, theirs = row["ninx"]["gflops"], row["reference"]["gflops"]
-        print(f"{row['dtype']:<9}{row['name']:<34}{ours:>14.1f}{theirs:>15.1f}{row['speed_ratio']:>8.2f}")
+        line = f"{row['dtype']:<9}{row['name']:<34}{ours:>14.1f}{theirs:>15.1f}{row['speed_ratio']:>8.2f}"
+        if own:
+            line += f"{row['reference_own']['gflops']:>12.1f}{row['speed_ratio_own']:>8.2f}"
+        print(line)
 
 
 def main(argv=None):
@@ -163,13 +189,15 @@ def main(argv=None):
     if args.side:
         return child(args.side, args.quick)
     load_before = os.getloadavg()  # other work on the machine shows up as slow, noisy timings
-    ninx, numpy = compare(args.threads, args.quick)
-    result_rows = rows(ninx, numpy, args.quick)
+    ninx, numpy, numpy_own = compare(args.threads, args.quick)
+    result_rows = rows(ninx, numpy, args.quick, numpy_own)
     print_table(result_rows)
     machine = ninx["machine"]
+    coretype = reference_coretype()
     report = {"benchmark": "gemm", "dtypes": list(DTYPES), "threads": args.threads, "quick": args.quick,
-              "machine": machine, "numpy_blas": numpy["blas"],
-              "env": {side: dict(zip(("set", "removed"), side_env(side, args.threads))) for side in ("ninx", "numpy")},
+              "machine": machine, "numpy_blas": numpy["blas"], "numpy_blas_own": numpy_own and numpy_own["blas"],
+              "env": {side: dict(zip(("set", "removed"), side_env(side, args.threads, coretype)))
+                      for side in ("ninx", "numpy")},
               "load_average_before": load_before, "load_average_after": os.getloadavg(), "rows": result_rows}
     RESULTS.mkdir(exist_ok=True)
     stem = f"gemm-{datetime.date.today().isoformat()}-{machine_slug(machine)}" + ("-quick" if args.quick else "")

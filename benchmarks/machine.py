@@ -1,4 +1,9 @@
-"""What machine and software a benchmark ran on: one dict every benchmark's JSON carries as "machine"."""
+"""What machine and software a benchmark ran on: one dict every benchmark's JSON carries as "machine".
+
+It names the CPU model, its microarchitecture as LLVM calls it (znver3, znver4, znver5, skylake-avx512, …),
+the target ninx compiled for and the GEMM register tile that target gives, so that results from different
+machines or targets are never confused; `machine_slug` puts the same facts in the result files' names.
+"""
 import datetime
 import importlib.metadata
 import os
@@ -7,6 +12,10 @@ import re
 
 import ninx_kernels  # noqa: F401  (fixes Numba's code generation before numba is imported)
 import numba
+import numpy as np
+from ninx_kernels.cpu.gemm import MR, NR_VECTORS, TARGET, blocking, tile_columns
+from ninx_kernels.codegen import chosen_target
+from ninx_kernels.target import host_cpu, target_for
 
 OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -46,13 +55,27 @@ def _threading_layer():
         return None
 
 
+def target_narrower_than_host():
+    """True where ninx compiles for narrower vectors than the host's own target has (haswell on AVX-512)."""
+    return TARGET.vector_bytes < target_for(*chosen_target({})).vector_bytes
+
+
+def gemm_tile():
+    """The target ninx compiled for and its GEMM tile and blocks, as a JSON-ready dict."""
+    dtypes = ("float32", "float64")
+    return {"target": TARGET._asdict(), "tile_vectors": f"{MR}×{NR_VECTORS}",
+            "tile": {d: f"{MR}×{tile_columns(np.dtype(d).itemsize)}" for d in dtypes},
+            "blocking": {d: blocking(np.dtype(d).itemsize)._asdict() for d in dtypes}}
+
+
 def machine_info():
-    """CPU, cores, threads, versions and Numba's code-generation target, as a JSON-ready dict."""
+    """CPU, cores, threads, versions, Numba's code-generation target and ninx's GEMM tile, as a JSON-ready dict."""
     cpu_name, cpu_features = numba_target()
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "hostname": platform.node(),
         "cpu_model": _cpu_model(),
+        "microarchitecture": host_cpu()[0],
         "cores": os.cpu_count(),
         "numba_threads": numba.get_num_threads(),
         "numba_threading_layer": _threading_layer(),
@@ -62,12 +85,18 @@ def machine_info():
         "numba_cpu_name": cpu_name,
         "numba_cpu_features": cpu_features,
         "avx512": "+avx512f" in cpu_features,
+        "ninx_cpu_target": os.environ.get("NINX_CPU_TARGET", "host"),
         "ninx_codegen": os.environ.get("NINX_CODEGEN", "host, 512-bit preferred"),
+        "gemm": gemm_tile(),
         "openblas_env": {v: os.environ.get(v) for v in OPENBLAS_VARIABLES},
     }
 
 
 def machine_slug(info):
-    """A short file-name-safe label of the machine: CPU model and core count, e.g. 'amd-epyc-2c'."""
+    """A short file-name-safe label of the machine and target: CPU model, microarchitecture, core count, and
+    the target where it is not the host's, e.g. 'amd-epyc-znver5-2c' or 'amd-epyc-znver5-2c-haswell'."""
     model = re.sub(r"\((r|tm)\)|cpu|processor|@.*", "", info["cpu_model"].lower())
-    return f"{re.sub(r'[^a-z0-9]+', '-', model).strip('-')}-{info['cores']}c"
+    target = info["gemm"]["target"]["cpu_name"]
+    words = [model, info["microarchitecture"], f"{info['cores']}c"]
+    words += [target] if target != info["microarchitecture"] else []
+    return "-".join(re.sub(r"[^a-z0-9.]+", "-", w.lower()).strip("-") for w in words)

@@ -77,18 +77,37 @@ def _cells(row):
             _fmt(row["speed_ratio"], ".2f"))
 
 
+def _blas_line(pool, label):
+    return (f"numpy.matmul{label}: {pool['internal_api']} {pool['version']}, kernel {pool['architecture']}, "
+            f"{pool['num_threads']} threads ({pool['threading_layer']})")
+
+
+def target_line(machine):
+    """The CPU, the target ninx compiled for and its GEMM tile, as one sentence."""
+    gemm = machine["gemm"]
+    target = gemm["target"]
+    fma = "FMA" if target["fma"] else "no FMA"
+    blocks = "; ".join(f"{d} kc {b['kc']}, mc {b['mc']}, nc {b['nc']}" for d, b in gemm["blocking"].items())
+    return (f"{machine['cpu_model']} ({machine['microarchitecture']}, {machine['cores']} cores); ninx target "
+            f"`{target['cpu_name']}`: {target['vector_bytes']}-byte vectors, {target['vector_registers']} "
+            f"registers, {fma}; GEMM tile {gemm['tile_vectors']} vectors (float32 {gemm['tile']['float32']}, "
+            f"float64 {gemm['tile']['float64']}); blocks {blocks}")
+
+
 def _summary_lines(results):
-    """The roof and the training step's images/s, as short sentences."""
-    roof, lines = results.get("roof"), []
+    """The machine and target, the roof, the BLAS and the training step's images/s, as short sentences."""
+    roof, lines = results.get("roof"), [target_line(results["machine"])]
     if roof:
         peaks = ", ".join(f"{d} {p['gflops']:.1f} GFLOP/s" for d, p in roof["peak"].items())
         asm = "; ".join(f"{d}: {', '.join(p['asm'])}" for d, p in roof["peak"].items())
         lines.append(f"roof ({results['config']['threads']} threads): FMA peak {peaks} ({asm}); "
                      f"copy {roof['copy']['gbytes_per_s']:.1f} GB/s")
+    forced = bool(results.get("blas_own"))
     for pool in results.get("blas") or ():
-        lines.append(f"numpy.matmul: {pool['internal_api']} {pool['version']}, kernel {pool['architecture']}, "
-                     f"{pool['num_threads']} threads ({pool['threading_layer']}), OPENBLAS_CORETYPE and "
-                     f"OPENBLAS_L2_SIZE unset")
+        lines.append(_blas_line(pool, "") + (", OPENBLAS_CORETYPE forced to the target's kernel" if forced
+                                             else ", OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset"))
+    for pool in results.get("blas_own") or ():
+        lines.append(_blas_line(pool, " (own kernel, column 'own')") + ", OPENBLAS_CORETYPE unset")
     for row in results["rows"]:
         if row["section"] == "train":
             parts = [f"{e.get('name', 'ninx')} {e['images_per_s']:.1f} images/s"
@@ -108,13 +127,22 @@ def terminal_table(results):
 def markdown(results):
     """The results as Markdown: the machine, the roof, and one table of all rows."""
     m = results["machine"]
-    lines = [f"# ninx benchmarks — {m['date']}, {m['cpu_model']} ({m['cores']} cores)", "",
+    lines = [f"# ninx benchmarks — {m['date']}, {m['cpu_model']} ({m['microarchitecture']}, {m['cores']} cores), "
+             f"target `{m['gemm']['target']['cpu_name']}`", "",
              f"threads {results['config']['threads']}; numba {m['versions']['numba']} targeting "
              f"`{m['numba_cpu_name']}`; numpy {m['versions']['numpy']}; torch {m['versions']['torch']}", ""]
     lines += [f"- {line}" for line in _summary_lines(results)] + [""]
     lines.append("| " + " | ".join(HEADER) + " |")
     lines.append("|" + "---|" * len(HEADER))
     lines += ["| " + " | ".join(_cells(r)) + " |" for r in results["rows"]]
+    own = [r for r in results["rows"] if "reference_own" in r]
+    if own:
+        lines += ["", "GEMM against both OpenBLAS kernels (GFLOP/s, median):", "",
+                  "| op | dtype | ninx | OpenBLAS, target's kernel | ratio | OpenBLAS, own kernel | ratio |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['name']} | {r['dtype']} | {r['ninx']['gflops']:.1f} | {r['reference']['gflops']:.1f} | "
+                  f"{r['speed_ratio']:.2f} | {r['reference_own']['gflops']:.1f} | {r['speed_ratio_own']:.2f} |"
+                  for r in own]
     return "\n".join(lines) + "\n"
 
 

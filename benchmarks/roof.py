@@ -1,7 +1,7 @@
 """The roof: the CPU's measured FMA peak (GFLOP/s) and copy bandwidth (GB/s), at the suite's thread count.
 
 Peak: each thread keeps CHAINS independent vector accumulators in flight, acc = fma(acc, m, c), one vector
-register each (512-bit where the CPU has AVX-512, else 256-bit), so the FMA units never wait on a latency.
+register each (as wide as ninx's target: `ninx_kernels.target`), so the FMA units never wait on a latency.
 The chain is written in LLVM IR, as the GEMM core's micro-kernel is, so nothing but the FMAs is measured;
 `fma_asm` reads the compiled assembly back to show which instruction and register width actually ran.
 
@@ -21,19 +21,12 @@ from numba.core import cgutils, errors
 from numba.np import numpy_support
 from numba.extending import intrinsic
 
-from .machine import numba_target
+from ninx_kernels.cpu.gemm import TARGET
+
 from .timing import measure
 
 CHAINS = 12  # independent accumulators: ≥ FMA latency × FMA units (4 × 2 on Zen 4 and Skylake-X)
-
-
-def vector_bytes():
-    """Width of one vector register Numba compiles for: 64 (AVX-512), 32 (AVX) or 16 bytes."""
-    features = numba_target()[1]
-    return 64 if "+avx512f" in features else 32 if "+avx," in features + "," else 16
-
-
-VECTOR_BYTES = vector_bytes()
+VECTOR_BYTES = TARGET.vector_bytes
 
 
 @intrinsic
@@ -49,7 +42,7 @@ def _fma_chains(typingctx, steps, seed):
         width = VECTOR_BYTES // size
         vec, i32, i64 = ir.VectorType(elem, width), ir.IntType(32), ir.IntType(64)
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
-                                             f"llvm.fma.v{width}f{8 * size}")
+                                             f"llvm.fmuladd.v{width}f{8 * size}")
 
         def splat(x):
             one = builder.insert_element(ir.Constant(vec, ir.Undefined), x, ir.Constant(i32, 0))

@@ -48,7 +48,8 @@ def roofline_png(results, path):
     ax.set_xlabel("arithmetic intensity (FLOP / byte of compulsory traffic)")
     ax.set_ylabel("GFLOP/s")
     m = results["machine"]
-    ax.set_title(f"ninx roofline — {m['cpu_model']}, {results['config']['threads']} threads, {m['date'][:10]}")
+    ax.set_title(f"ninx roofline — {m['cpu_model']} ({m['microarchitecture']}), target "
+                 f"{m['gemm']['target']['cpu_name']}, {results['config']['threads']} threads, {m['date'][:10]}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()

@@ -1,14 +1,17 @@
 """How ninx's kernels use the CPU, chosen deliberately and set before numba and numpy are imported.
 
-Code generation:
-
-LLVM tunes AVX-512 CPUs such as Zen 4 and Skylake-X to *prefer 256-bit vectors*, which halves the width of
-every vectorised FMA in our GEMM core (on this project's 2-core Zen 4 machines: a perfect kernel caps at about
-172 GFLOP/s instead of about 333). We therefore compile for the host CPU with its own features plus
-`-prefer-256-bit`, so that loops vectorise to 512-bit registers where the CPU has them.
-
-A user who sets NUMBA_CPU_NAME or NUMBA_CPU_FEATURES keeps their choice; NINX_CODEGEN=numba-default skips
-it. The chosen target is part of Numba's on-disk cache key, so `cache=True` stays valid.
+Code generation: which CPU Numba compiles for, told to it through NUMBA_CPU_NAME / NUMBA_CPU_FEATURES (part
+of Numba's on-disk cache key, so a kernel cached for one target is never loaded for another). In order:
+- the user's own NUMBA_CPU_NAME / NUMBA_CPU_FEATURES win. A name given alone means that CPU with its own
+  features (NUMBA_CPU_FEATURES="" is filled in, as Numba itself does for 'generic'); Numba would otherwise
+  pair the name with the *host's* features, so NUMBA_CPU_NAME=haswell on an AVX-512 host would still emit
+  AVX-512;
+- NINX_CPU_TARGET=host (the default), or any CPU name LLVM knows: `haswell` (AVX2 + FMA, 16 ymm),
+  `x86-64` (the 128-bit SSE2 baseline, no FMA), `x86-64-v3`, `znver3`, …;
+- NINX_CODEGEN=numba-default leaves Numba's own default (the host, LLVM's tuning untouched).
+For the host we pass its own features plus `-prefer-256-bit` where it has AVX-512: LLVM tunes AVX-512 CPUs
+such as Zen 4 and Skylake-X to prefer 256-bit vectors, which halves every loop it vectorises (our explicit
+IR kernels take their width from `target` either way).
 
 Threads: ninx computes on Numba's threads and never on OpenBLAS's. OpenBLAS's idle workers keep spinning
 after each numpy BLAS call (and after start-up), and on a 2-core machine they stall Numba's parallel loops by
@@ -17,16 +20,20 @@ after each numpy BLAS call (and after start-up), and on a 2-core machine they st
 import os
 import sys
 
+from .target import host_cpu
 
-def _host_target():
-    """(cpu_name, features) for the host CPU with LLVM's 256-bit preference switched off."""
-    import llvmlite.binding as llvm
-    try:
-        llvm.initialize_native_target()
-    except RuntimeError:  # llvmlite versions that initialise on import
-        pass
-    name = llvm.get_host_cpu_name()
-    features = llvm.get_host_cpu_features().flatten()
+
+def chosen_target(environ):
+    """(cpu_name, cpu_features) to give Numba, or None to leave it alone, from the variables above."""
+    if "NUMBA_CPU_NAME" in environ or "NUMBA_CPU_FEATURES" in environ:
+        name, features = environ.get("NUMBA_CPU_NAME"), environ.get("NUMBA_CPU_FEATURES")
+        return (name or host_cpu()[0], "" if features is None else features)
+    if environ.get("NINX_CODEGEN") == "numba-default":
+        return None
+    choice = environ.get("NINX_CPU_TARGET", "host")
+    if choice != "host":
+        return choice, ""
+    name, features = host_cpu()
     if "+avx512f" in features:
         features += ",-prefer-256-bit"
     return name, features
@@ -39,16 +46,12 @@ def limit_blas_threads():
 
 
 def configure():
-    """Set NUMBA_CPU_NAME/NUMBA_CPU_FEATURES for the host unless the user chose or numba is loaded."""
-    if os.environ.get("NINX_CODEGEN") == "numba-default":
+    """Set NUMBA_CPU_NAME/NUMBA_CPU_FEATURES as `chosen_target` says, unless numba is already loaded."""
+    if "numba" in sys.modules:  # too late to steer code generation; numba keeps what it read
         return
-    if "NUMBA_CPU_NAME" in os.environ or "NUMBA_CPU_FEATURES" in os.environ:
-        return
-    if "numba" in sys.modules:  # too late to steer code generation; numba keeps its own default
-        return
-    name, features = _host_target()
-    os.environ["NUMBA_CPU_NAME"] = name
-    os.environ["NUMBA_CPU_FEATURES"] = features
+    target = chosen_target(os.environ)
+    if target:
+        os.environ["NUMBA_CPU_NAME"], os.environ["NUMBA_CPU_FEATURES"] = target
 
 
 configure()

@@ -79,5 +79,12 @@ def load(path):
         raise ValueError(f"{path}: not a readable ninx checkpoint ({e})") from None
     if JSON_KEY not in arrays:
         raise ValueError(f"{path}: not a ninx checkpoint (no {JSON_KEY} entry)")
-    document = json.loads(arrays.pop(JSON_KEY).tobytes().decode())
-    return {k: _decode(v, arrays) for k, v in document.items()}
+    try:
+        document = json.loads(arrays.pop(JSON_KEY).tobytes().decode())
+        if not isinstance(document, dict):
+            raise TypeError(f"its document is a {type(document).__name__}, not a dict")
+        return {k: _decode(v, arrays) for k, v in document.items()}
+    except RecursionError:  # json and _decode recurse once per level: a crafted file can nest thousands deep
+        raise ValueError(f"{path}: not a ninx checkpoint (its document is nested too deeply)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: not a ninx checkpoint (damaged document: {type(e).__name__}: {e})") from None

@@ -1,6 +1,8 @@
 """The `ninx` command (also `python -m ninx`): train, evaluate a checkpoint, summarise a model, benchmark."""
 import argparse
 import os
+import re
+import shlex
 import sys
 
 from .data import DATASETS
@@ -9,7 +11,8 @@ from .models import MODELS
 EXAMPLES = """\
 examples:
   ninx train                                  train a small NiN on the bundled 8×8 digits (about 15 s)
-  ninx train --data fashion-mnist --model nin-small --epochs 10 --out runs/fashion
+  ninx train --data fashion-mnist --out runs/fashion
+                                              Fashion-MNIST by its recipe (nin-28, 13 epochs, about 13 min)
   ninx train --out runs/fashion --resume      continue runs/fashion from its last checkpoint
   ninx eval --checkpoint runs/fashion/checkpoint.npz
   ninx summary --model nin --input 1,1,224,224
@@ -20,40 +23,78 @@ Run `ninx COMMAND --help` for the options of each command.
 
 TRAIN_HELP = """\
 Train a model and write to the run folder (--out): checkpoint.npz after every epoch, metrics.jsonl (one line
-per epoch: losses, accuracies, images/s, seconds) and curves.png (the learning curves). A progress bar goes
-to stderr; the last line printed is `test accuracy: 0.XXXX`.
+per epoch: losses, accuracies, images/s, seconds) and curves.png (the learning curves). The first line printed
+names the run folder and the files read, the second the recipe's choices; on a terminal a progress bar goes
+to stderr, elsewhere one line per epoch; the last line printed is `test accuracy: 0.XXXX`.
 
-With --resume, training continues from the run folder's checkpoint with the options it was started with
-(an option given again overrides the saved one, except --epochs). A resumed run ends with the same weights
-and metrics as one that was never interrupted.
+Options not given come from the data set's recipe:
+{recipes}
+A run folder that holds a run is never overwritten: give --resume to continue it or --overwrite to replace
+it. Without --out, each run gets a folder of its own: runs/DATA-MODEL, runs/DATA-MODEL-2, … Only one process
+at a time can write to a run folder. Ctrl-C stops after keeping the last finished epoch and prints the
+--resume command (exit status 130); a loss that becomes NaN or infinite stops the run with an error.
+
+With --resume, training continues from the run folder's checkpoint with the options it was started with;
+options that would change the run (data set, model, schedule, hyper-parameters, seed) are refused, and only
+--device and --data-dir may differ. A resumed run ends with the same weights and metrics as one that was
+never interrupted.
 """
 
 
+def number(key):
+    """An argparse type for numeric option `key`: the text parsed, then checked by training.check_number."""
+    from .training import NUMBERS, check_number
+    kind = NUMBERS[key][0]
+
+    def parse(text):
+        try:
+            return check_number(key, kind(text))
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e) if "must be" in str(e) else
+                                             f"must be {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+    return parse
+
+
+def device(text):
+    """An argparse type for --device: cpu, cuda or cuda:N (whether a GPU is there is checked when it is used)."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"must be cpu, cuda or cuda:N, got {text!r}")
+    return text
+
+
 def add_train_parser(commands):
+    from .recipes import RECIPES, describe
     from .training import DEFAULTS
-    p = commands.add_parser("train", help="train a model on a data set", description=TRAIN_HELP,
+    recipes = "\n".join(f"  {describe(data, recipe, ())}" for data, recipe in RECIPES.items())
+    p = commands.add_parser("train", help="train a model on a data set", description=TRAIN_HELP.format(recipes=recipes),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     datasets = "; ".join(f"{name}: {info.description}" for name, info in DATASETS.items())
-    p.add_argument("--model", choices=list(MODELS), help=f"which NiN (default {DEFAULTS['model']}; "
-                                                         f"`ninx summary --model NAME` shows its layers)")
+    recipe = "(default: the data set's recipe)"
+    p.add_argument("--model", choices=list(MODELS), help=f"which NiN {recipe}; `ninx summary --model NAME` shows "
+                                                         f"its layers")
     p.add_argument("--data", choices=list(DATASETS), help=f"data set (default {DEFAULTS['data']}). {datasets}")
-    p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files (MNIST-style IDX files or "
-                                      "cifar-10-batches-py); otherwise they are looked up or downloaded")
-    p.add_argument("--epochs", type=int, metavar="N", help=f"passes over the training set (default {DEFAULTS['epochs']})")
-    p.add_argument("--batch-size", type=int, metavar="N", help=f"images per step (default {DEFAULTS['batch_size']})")
-    p.add_argument("--lr", type=float, help=f"peak learning rate, annealed to 0 on a cosine (default {DEFAULTS['lr']})")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), help=f"sgd (momentum 0.9) or adam "
-                                                                 f"(default {DEFAULTS['optimizer']})")
-    p.add_argument("--weight-decay", type=float, metavar="WD", help=f"L2 penalty (default {DEFAULTS['weight_decay']})")
-    p.add_argument("--upscale", type=int, metavar="K", help="enlarge images by this integer factor, to feed small images to a "
-                                               "model built for bigger ones (default 1)")
-    p.add_argument("--seed", type=int, metavar="S", help=f"seed for initialisation, shuffling and augmentation "
-                                            f"(default {DEFAULTS['seed']})")
-    p.add_argument("--device", help="cpu or cuda (default cpu)")
-    p.add_argument("--limit-batches", type=int, metavar="K",
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files (MNIST-style IDX files, "
+                                      "cifar-10-batches-py, digits.csv.gz), read from there and nowhere else; "
+                                      "without it they are looked up or downloaded")
+    p.add_argument("--epochs", type=number("epochs"), metavar="N", help=f"passes over the training set {recipe}")
+    p.add_argument("--batch-size", type=number("batch_size"), metavar="N", help=f"images per step {recipe}")
+    p.add_argument("--lr", type=number("lr"), help=f"peak learning rate, annealed to 0 on a cosine {recipe}")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), help=f"sgd (momentum 0.9) or adam {recipe}")
+    p.add_argument("--weight-decay", type=number("weight_decay"), metavar="WD", help=f"L2 penalty {recipe}")
+    p.add_argument("--upscale", type=number("upscale"), metavar="K",
+                   help="enlarge images by this integer factor (1–16), to feed small images to a model built for "
+                        f"bigger ones (default {DEFAULTS['upscale']})")
+    p.add_argument("--seed", type=number("seed"), metavar="S", help=f"seed for initialisation, shuffling and "
+                                                                   f"augmentation (default {DEFAULTS['seed']})")
+    p.add_argument("--device", type=device, help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--limit-batches", type=number("limit_batches"), metavar="K",
                    help="train and test on only the first K batches of each epoch (quick smoke runs)")
-    p.add_argument("--out", metavar="DIR", help="run folder (default runs/DATA-MODEL)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: a new runs/DATA-MODEL[-N])")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    again.add_argument("--overwrite", action="store_true", help="replace the run in --out (its files are replaced "
+                                                               "when the new run's first epoch is saved)")
 
 
 def add_eval_parser(commands):
@@ -62,8 +103,9 @@ def add_eval_parser(commands):
     p.add_argument("--checkpoint", required=True, help="a checkpoint.npz written by `ninx train`")
     p.add_argument("--data", choices=list(DATASETS), help="data set (default: the one it was trained on)")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--batch-size", type=int, metavar="N", help="images per batch (default: the training batch size)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--batch-size", type=number("batch_size"), metavar="N",
+                   help="images per batch (default: the training batch size)")
 
 
 def add_summary_parser(commands):
@@ -72,7 +114,8 @@ def add_summary_parser(commands):
     p.add_argument("--model", default="nin", choices=list(MODELS), help="which NiN (default nin, d2l's)")
     p.add_argument("--input", help="input shape N,C,H,W (default: one image of the size the model is designed "
                                    "for, e.g. 1,1,224,224 for nin)")
-    p.add_argument("--num-classes", type=int, default=10, help="classes of the model's output (default 10)")
+    p.add_argument("--num-classes", type=number("num_classes"), default=10,
+                   help="classes of the model's output (default 10)")
 
 
 def add_bench_parser(commands):
@@ -105,27 +148,101 @@ def parse_args(argv):
     return args
 
 
-def train_config(args, stored=None):
-    """Each option from the command line if given, else from the resumed run, else the default."""
+def given_options(args):
+    """The training options given on the command line, as configuration keys and values."""
+    from .training import CONFIG_KEYS
+    return {key: getattr(args, key) for key in CONFIG_KEYS if getattr(args, key) is not None}
+
+
+def new_config(given):
+    """The configuration of a new run: the options given, else the data set's recipe, else the defaults."""
+    from .recipes import RECIPES
     from .training import DEFAULTS
-    given = {key: getattr(args, key) for key in DEFAULTS if getattr(args, key) is not None}
-    return {**DEFAULTS, **(stored or {}), **given}
+    return {**DEFAULTS, **RECIPES[given.get("data", DEFAULTS["data"])], **given}
+
+
+def resumed_config(stored, given, out):
+    """The stored configuration of run `out` with the options that a resume may change (device, data folder);
+    a ValueError for any other option given with a value other than the stored one."""
+    for key, value in given.items():
+        if key not in ("device", "data_dir") and value != stored[key]:
+            flag = "--" + key.replace("_", "-")
+            why = " and its learning rate anneals to 0 there" if key == "epochs" else ""
+            raise ValueError(f"{out} was started with {flag} {stored[key]}{why}: --resume cannot change {flag} "
+                             f"(start a new run with another --out for other settings)")
+    return {**stored, **given}
+
+
+def claim_run(args, config):
+    """(run folder, its lock file) for a new run: --out, refused if it holds a run unless --overwrite is
+    given, or else a fresh runs/DATA-MODEL[-N]."""
+    from . import runs
+    if args.out is None:
+        return runs.fresh_default(os.path.join("runs", f"{config['data']}-{config['model']}"))
+    lock = runs.claim(args.out)
+    if runs.holds_run(args.out) and not args.overwrite:
+        lock.close()
+        raise FileExistsError(f"{args.out} holds a run already: continue it with --resume, replace it with "
+                              f"--overwrite, or choose another --out")
+    return args.out, lock
+
+
+def resume(out, given):
+    """(configuration, data files, checkpoint) to continue run `out`, or None when it is finished."""
+    from .data import locate_dataset
+    from .runs import CHECKPOINT
+    from .training import load_run
+    path = os.path.join(out, CHECKPOINT)
+    state = load_run(path)
+    config = resumed_config(state["meta"]["config"], given, out)
+    done = state["meta"]["history"]
+    if len(done) >= config["epochs"]:
+        print(f"{out} is finished: all {config['epochs']} epochs are done, nothing to resume (start a new run "
+              f"with another --out, or replace this one with --overwrite)")
+        print(f"test accuracy: {done[-1]['test_acc']:.4f}")
+        return None
+    files = locate_dataset(config["data"], config["data_dir"])
+    print(f"run folder {out}: resuming {path}, reading {', '.join(files)}")
+    return config, files, state
 
 
 def run_train(args):
-    from . import checkpoint
-    from .training import CHECKPOINT, fit
-    config, state = train_config(args), None
-    out = args.out or os.path.join("runs", f"{config['data']}-{config['model']}")
+    """`ninx train`; returns the exit status (130 after Ctrl-C). Everything that can be checked — options,
+    data files, the run folder — is checked before the first epoch starts."""
+    from . import runs
+    from .data import locate_dataset
+    from .recipes import describe
+    from .training import Interrupted, fit
+    given = given_options(args)
     if args.resume:
-        state = checkpoint.load(os.path.join(out, CHECKPOINT))
-        planned = state["meta"]["config"]["epochs"]
-        if args.epochs not in (None, planned):
-            raise ValueError(f"{out} was started for {planned} epochs and its learning rate anneals to 0 there: "
-                             f"--resume cannot change --epochs (start a new run for a longer schedule)")
-        config = train_config(args, state["meta"]["config"])
-    history = fit(config, out, state)
+        if args.out is None:
+            raise ValueError("--resume needs --out, the run folder to continue")
+        out, lock = args.out, runs.claim(args.out)
+    else:
+        config = new_config(given)
+        files = locate_dataset(config["data"], config["data_dir"])
+        out, lock = claim_run(args, config)
+    with lock:  # closing the lock file lets the next process in
+        if args.resume:
+            resumed = resume(out, given)
+            if resumed is None:
+                return 0
+            config, files, state = resumed
+        else:
+            print(f"run folder {out}: reading {', '.join(files)}")
+            print(describe(config["data"], config, given))
+            state = None
+        try:
+            history = fit(config, out, files, state)
+        except Interrupted as stop:
+            if stop.epochs:
+                print(f"ninx train: interrupted; {out} keeps epoch {stop.epochs}. Continue with: ninx train --out "
+                      f"{shlex.quote(out)} --resume", file=sys.stderr)
+            else:
+                print(f"ninx train: interrupted before this run saved an epoch; {out} is as it was", file=sys.stderr)
+            return 130
     print(f"test accuracy: {history[-1]['test_acc']:.4f}")
+    return 0
 
 
 def run_eval(args):
@@ -147,8 +264,8 @@ def run_summary(args):
         shape = tuple(int(s) for s in args.input.split(",")) if args.input else (1,) + input_shape(args.model)
     except ValueError:
         raise ValueError(f"--input must be comma-separated integers N,C,H,W, got {args.input!r}") from None
-    if len(shape) != 4:
-        raise ValueError(f"--input must be N,C,H,W (4 numbers), got {args.input!r}")
+    if len(shape) != 4 or min(shape) < 1:
+        raise ValueError(f"--input must be N,C,H,W (4 positive numbers), got {args.input!r}")
     model = get_model(args.model, num_classes=args.num_classes, in_channels=shape[1])
     print(summary(model, shape))
 
@@ -160,11 +277,14 @@ def user_errors():
 
 
 def main(argv=None):
-    """Entry point of the `ninx` command; returns the exit status."""
+    """Entry point of the `ninx` command; returns the exit status (1 for a user error, 130 after Ctrl-C)."""
     args = parse_args(argv)
     try:
-        {"train": run_train, "eval": run_eval, "summary": run_summary, "bench": run_bench}[args.command](args)
+        status = {"train": run_train, "eval": run_eval, "summary": run_summary, "bench": run_bench}[args.command](args)
     except user_errors() as e:
         print(f"ninx {args.command}: error: {e}", file=sys.stderr)
         return 1
-    return 0
+    except KeyboardInterrupt:
+        print(f"ninx {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return status or 0

@@ -3,10 +3,15 @@ resumed, ends bit-identical to one that was never interrupted.
 
 A run folder holds `checkpoint.npz` (model, optimizer, scheduler, ninx's RNG state, the data-order RNG
 state, the epoch, the configuration and the metrics so far), `metrics.jsonl` (one line per epoch) and
-`curves.png` (the learning curves).
+`curves.png` (the learning curves); ninx.runs keeps two processes out of one folder.
+
+A configuration holds the recipe's keys (ninx.recipes: model, epochs, batch_size, optimizer, lr,
+weight_decay) and DEFAULTS' keys. Every number in it is checked by `check_number`, the command line's and a
+checkpoint's alike, so a bad value is refused before any computing starts.
 """
 import itertools
 import json
+import math
 import os
 import sys
 import time
@@ -18,22 +23,61 @@ from . import checkpoint
 from .atomic import atomic_open
 from .autograd import no_grad
 from .curves import plot_curves
-from .data import DATASETS, DataLoader, load_dataset
+from .data import DATASETS, DataLoader, locate_dataset, read_dataset
 from .data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip, Upscale
-from .models import get_model
+from .models import MODELS, get_model
 from .nn.functional import cross_entropy
 from .optim import SGD, Adam
 from .optim.lr_scheduler import CosineAnnealingLR
 from .random import get_state, manual_seed, set_state
+from .recipes import KEYS as RECIPE_KEYS
+from .runs import CHECKPOINT, CURVES, METRICS, deferred_interrupt
 
-CHECKPOINT, METRICS, CURVES = "checkpoint.npz", "metrics.jsonl", "curves.png"
 DATA_STREAM = 1  # the data-order generator is seeded with (DATA_STREAM, seed), apart from ninx's generator
 
-# What `ninx train` does with no arguments: 98–99% test accuracy on digits in under a minute on 2 cores.
-DEFAULTS = {
-    "model": "nin-digits", "data": "digits", "epochs": 20, "batch_size": 32, "lr": 3e-3, "optimizer": "adam",
-    "weight_decay": 0.0, "seed": 0, "upscale": 1, "device": "cpu", "data_dir": None, "limit_batches": None,
-}
+# The options that are not part of a data set's recipe, and their defaults (`ninx train` alone trains digits).
+DEFAULTS = {"data": "digits", "seed": 0, "upscale": 1, "device": "cpu", "data_dir": None, "limit_batches": None}
+CONFIG_KEYS = RECIPE_KEYS + tuple(DEFAULTS)
+
+# Each numeric option: its type, smallest and largest allowed value, and whether the smallest is excluded.
+NUMBERS = {"epochs": (int, 1, None, False), "batch_size": (int, 1, None, False),
+           "limit_batches": (int, 1, None, False), "seed": (int, 0, None, False),
+           "upscale": (int, 1, 16, False),  # 16× already makes 32×32 images 512×512
+           "lr": (float, 0.0, None, True), "weight_decay": (float, 0.0, None, False),
+           "num_classes": (int, 1, None, False)}  # `ninx summary`'s
+OPTIMIZERS = ("sgd", "adam")
+
+
+def check_number(key, value):
+    """`value` when it is a valid value of numeric option `key`, else a ValueError saying what is allowed."""
+    kind, low, high, open_low = NUMBERS[key]
+    is_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    is_number = is_int or (kind is float and isinstance(value, (float, np.floating)) and math.isfinite(value))
+    if (not is_number or value < low or (open_low and value == low)
+            or (high is not None and value > high)):
+        what = "an integer" if kind is int else "a finite number"
+        bound = f"> {low:g}" if open_low else f"≥ {low:g}" if high is None else f"from {low:g} to {high:g}"
+        raise ValueError(f"must be {what} {bound}, got {value!r}")
+    return kind(value)
+
+
+def check_config(config, source):
+    """A ValueError naming `source` unless `config` is a complete, valid training configuration."""
+    if not isinstance(config, dict) or set(config) != set(CONFIG_KEYS):
+        keys = sorted(config) if isinstance(config, dict) else type(config).__name__
+        raise ValueError(f"{source}: the configuration must have the keys {', '.join(CONFIG_KEYS)}, got {keys}")
+    for key, allowed in (("model", MODELS), ("data", DATASETS), ("optimizer", OPTIMIZERS)):
+        if config[key] not in allowed:
+            raise ValueError(f"{source}: {key} must be one of {', '.join(allowed)}, got {config[key]!r}")
+    for key in set(NUMBERS) & set(CONFIG_KEYS):
+        if key != "limit_batches" or config[key] is not None:
+            try:
+                check_number(key, config[key])
+            except ValueError as e:
+                raise ValueError(f"{source}: {key} {e}") from None
+    if not isinstance(config["device"], str) or not (config["data_dir"] is None or isinstance(config["data_dir"], str)):
+        raise ValueError(f"{source}: device and data_dir must be strings, got {config['device']!r}, "
+                         f"{config['data_dir']!r}")
 
 
 def channel_stats(images):
@@ -62,7 +106,7 @@ def make_optimizer(config, model):
     elif config["optimizer"] == "adam":
         optimizer = Adam(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
     else:
-        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {config['optimizer']!r}")
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {config['optimizer']!r}")
     return optimizer, CosineAnnealingLR(optimizer, T_max=config["epochs"])
 
 
@@ -74,19 +118,39 @@ def load_weights(model, state, path, model_name):
         raise ValueError(f"checkpoint {path} does not fit model {model_name!r}: {e}") from None
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped `fit`; `epochs` is the number of epochs the run folder holds (0: this run saved none).
+    A KeyboardInterrupt still, for callers that catch that."""
+
+    def __init__(self, epochs):
+        super().__init__(f"interrupted after {epochs} saved epochs")
+        self.epochs = epochs
+
+
+class Diverged(ValueError):
+    """The training loss became NaN or infinite: every step after it would be meaningless."""
+
+
 def train_epoch(model, loader, optimizer, limit, desc):
-    """One pass over (at most `limit` batches of) `loader`; a tqdm bar on stderr shows loss, accuracy, img/s."""
+    """One pass over (at most `limit` batches of) `loader`. On a terminal, a tqdm bar on stderr shows loss,
+    accuracy and img/s; elsewhere (a log file, a pipe) there is no bar, only the caller's line per epoch."""
     model.train()
     total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
-    bar = tqdm(total=min(len(loader), limit or len(loader)), desc=desc, unit="batch", file=sys.stderr, leave=False)
-    for images, labels in itertools.islice(loader, limit):
+    bar = tqdm(total=min(len(loader), limit or len(loader)), desc=desc, unit="batch", file=sys.stderr, leave=False,
+               disable=not sys.stderr.isatty())
+    for batch, (images, labels) in enumerate(itertools.islice(loader, limit), 1):
         optimizer.zero_grad()
         logits = model(images)
         loss = cross_entropy(logits, labels)
         loss.backward()
         optimizer.step()
-        n = len(labels)
-        total_loss += loss.item() * n
+        n, value = len(labels), loss.item()
+        if not math.isfinite(value):
+            bar.close()
+            raise Diverged(f"training diverged: the loss is {value} at batch {batch} of {desc} (lr "
+                           f"{optimizer.param_groups[0]['lr']:g}); try a lower --lr. The run folder keeps the "
+                           f"epochs saved before this one")
+        total_loss += value * n
         correct += int((logits.argmax(dim=1) == labels).numpy().sum())
         seen += n
         bar.update()
@@ -111,19 +175,48 @@ def evaluate(model, loader, classes, limit=None):
 
 
 def save_run(out, model, optimizer, scheduler, meta):
-    """Write the run folder after an epoch: checkpoint.npz, metrics.jsonl and curves.png, each atomically."""
-    checkpoint.save(os.path.join(out, CHECKPOINT), {"model": model.state_dict(), "optim": optimizer.state_dict(),
-                                                    "scheduler": scheduler.state_dict(), "meta": meta})
-    with atomic_open(os.path.join(out, METRICS), "w") as f:
-        f.writelines(json.dumps(row) + "\n" for row in meta["history"])
-    config = meta["config"]
-    plot_curves(meta["history"], os.path.join(out, CURVES), f"{config['model']} on {config['data']}")
+    """Write the run folder after an epoch: checkpoint.npz, metrics.jsonl and curves.png, each atomically, and
+    with Ctrl-C held back until all three are written, so that they always describe the same epoch."""
+    with deferred_interrupt():
+        checkpoint.save(os.path.join(out, CHECKPOINT), {"model": model.state_dict(), "optim": optimizer.state_dict(),
+                                                        "scheduler": scheduler.state_dict(), "meta": meta})
+        with atomic_open(os.path.join(out, METRICS), "w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in meta["history"])
+        config = meta["config"]
+        plot_curves(meta["history"], os.path.join(out, CURVES), f"{config['model']} on {config['data']}")
 
 
-def fit(config, out, state=None, log=print):
-    """Train per `config` (DEFAULTS' keys) into folder `out`; given `state`, a checkpoint of that run, carry on
-    from where it stopped. Logs one line per epoch and returns the metrics history (a list of dicts)."""
-    train_set, test_set = load_dataset(config["data"], config["data_dir"])
+def load_run(path):
+    """The checkpoint at `path`, checked to be one `ninx train` wrote: a ValueError naming the file otherwise."""
+    state = checkpoint.load(path)
+    meta = state.get("meta")
+    missing = [key for key in ("model", "optim", "scheduler", "meta") if not isinstance(state.get(key), dict)]
+    if not missing:
+        missing = [key for key in ("config", "normalize", "rng", "data_rng", "history") if key not in meta]
+    if missing:
+        raise ValueError(f"{path}: not a checkpoint of `ninx train` (no valid {', '.join(missing)} entry)")
+    check_config(meta["config"], path)
+    normalize = meta["normalize"]
+    if not (isinstance(normalize, list) and len(normalize) == 2 and all(
+            isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v) for v in normalize)):
+        raise ValueError(f"{path}: its normalisation must be [means, standard deviations], got {normalize!r}")
+    history = meta["history"]
+    if not isinstance(history, list) or not all(isinstance(row, dict) and "test_acc" in row for row in history):
+        raise ValueError(f"{path}: its metrics history is not a list of epochs")
+    return state
+
+
+def log_line(text):
+    """Print one line of a run's log at once, even when stdout is a pipe or a file (buffered otherwise)."""
+    print(text, flush=True)
+
+
+def fit(config, out, files, state=None, log=log_line):
+    """Train per `config` (CONFIG_KEYS) into folder `out`, reading the data set from `files` (as
+    ninx.data.locate_dataset gives them); given `state`, a checkpoint of that run, carry on from where it
+    stopped. Logs one line per epoch and returns the metrics history (a list of dicts). Ctrl-C raises
+    Interrupted, a NaN or infinite loss Diverged; the folder keeps every epoch finished before either."""
+    train_set, test_set = read_dataset(config["data"], files)
     normalize = channel_stats(train_set.images)
     manual_seed(config["seed"])
     model = make_model(config)
@@ -143,33 +236,43 @@ def fit(config, out, state=None, log=print):
         history = state["meta"]["history"]
         log(f"resumed {out} after epoch {len(history)}")
     classes = DATASETS[config["data"]].classes
-    for epoch in range(len(history) + 1, config["epochs"] + 1):
-        start = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        train = train_epoch(model, train_loader, optimizer, config["limit_batches"], f"epoch {epoch}/{config['epochs']}")
-        test_loss, test_acc, _ = evaluate(model, test_loader, classes, config["limit_batches"])
-        scheduler.step()
-        history.append({"epoch": epoch, "train_loss": train["loss"], "train_acc": train["acc"], "test_loss": test_loss,
-                        "test_acc": test_acc, "images_per_s": train["images_per_s"],
-                        "seconds": time.perf_counter() - start, "lr": lr})
-        save_run(out, model, optimizer, scheduler, {"config": config, "normalize": normalize, "rng": get_state(),
-                                                    "data_rng": data_rng.bit_generator.state, "history": history})
-        log(f"epoch {epoch:3d}/{config['epochs']}  train loss {train['loss']:.4f} acc {train['acc']:.4f}  "
-            f"test loss {test_loss:.4f} acc {test_acc:.4f}  {train['images_per_s']:.0f} img/s  "
-            f"{history[-1]['seconds']:.1f} s")
+    try:
+        for epoch in range(len(history) + 1, config["epochs"] + 1):
+            start = time.perf_counter()
+            lr = optimizer.param_groups[0]["lr"]
+            train = train_epoch(model, train_loader, optimizer, config["limit_batches"],
+                                f"epoch {epoch}/{config['epochs']}")
+            test_loss, test_acc, _ = evaluate(model, test_loader, classes, config["limit_batches"])
+            if not math.isfinite(test_loss):  # the epoch's last step can blow the weights up after its loss
+                raise Diverged(f"training diverged: the test loss is {test_loss} after epoch {epoch} (lr {lr:g}); "
+                               f"try a lower --lr. The run folder keeps the epochs saved before this one")
+            scheduler.step()
+            row = {"epoch": epoch, "train_loss": train["loss"], "train_acc": train["acc"], "test_loss": test_loss,
+                   "test_acc": test_acc, "images_per_s": train["images_per_s"],
+                   "seconds": time.perf_counter() - start, "lr": lr}
+            history.append(row)
+            save_run(out, model, optimizer, scheduler, {"config": config, "normalize": normalize, "rng": get_state(),
+                                                        "data_rng": data_rng.bit_generator.state, "history": history})
+            log(f"epoch {epoch:3d}/{config['epochs']}  train loss {train['loss']:.4f} acc {train['acc']:.4f}  "
+                f"test loss {test_loss:.4f} acc {test_acc:.4f}  {train['images_per_s']:.0f} img/s  "
+                f"{row['seconds']:.1f} s")
+    except KeyboardInterrupt:  # save_run holds Ctrl-C back, so the folder holds exactly the epochs in `history`
+        raise Interrupted(len(history)) from None
     return history
 
 
-def evaluate_checkpoint(path, data=None, data_dir=None, device="cpu", batch_size=None):
+def evaluate_checkpoint(path, data=None, data_dir=None, device="cpu", batch_size=None, log=log_line):
     """(accuracy, confusion matrix) of the model saved at `path` on the test split of `data`
-    (by default the data set it was trained on)."""
-    state = checkpoint.load(path)
+    (by default the data set it was trained on); logs which files it reads before reading them."""
+    state = load_run(path)
     config = dict(state["meta"]["config"], device=device)
     if data or data_dir:  # another data set, or the same one from another folder
         config.update(data=data or config["data"], data_dir=data_dir)
+    files = locate_dataset(config["data"], config["data_dir"])
+    log(f"evaluating {path} on {config['data']}: reading {', '.join(files)}")
     model = make_model(config)
     load_weights(model, state["model"], path, config["model"])
-    _, test_set = load_dataset(config["data"], config["data_dir"])
+    _, test_set = read_dataset(config["data"], files)
     loader = DataLoader(test_set, batch_size or config["batch_size"],
                         transform=make_transform(config, state["meta"]["normalize"], False), device=device)
     _, accuracy, confusion = evaluate(model, loader, DATASETS[config["data"]].classes)

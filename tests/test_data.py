@@ -1,5 +1,6 @@
-"""ninx.data: the DataLoader, batch transforms, the bundled digits, and the IDX and CIFAR-10 readers — the
-readers on small files written here, valid and broken."""
+"""ninx.data: the DataLoader, TensorDataset, batch transforms, the bundled digits, and the IDX and CIFAR-10
+readers — the readers on small files written here, valid, broken and empty — each reading exactly the
+--data-dir it is given."""
 import gzip
 import os
 import pickle
@@ -8,8 +9,9 @@ import tarfile
 import numpy as np
 import pytest
 
-from ninx.data import ArrayDataset, DataLoader, Dataset, load_dataset, transforms
-from ninx.data import cifar, mnist
+import ninx
+from ninx.data import ArrayDataset, DataLoader, Dataset, TensorDataset, load_dataset, locate_dataset, transforms
+from ninx.data import cifar, digits, mnist
 from ninx.data.digits import load_digits
 from ninx.data.download import cache_dir, download
 from ninx.data.idx import read_idx
@@ -71,6 +73,50 @@ def test_a_plain_dataset_is_batched_by_stacking_its_items():
     (images, labels), = DataLoader(Squares(), batch_size=5)
     assert images.dtype == np.float32 and images.numpy()[:, 0, 0, 0].tolist() == [0, 1, 4, 9, 16]
     assert labels.tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_plain_dataset_refuses_float_labels_instead_of_truncating_them():
+    class Soft(Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return np.zeros((1, 2, 2)), [0.7, 1.0][i]
+
+    with pytest.raises(TypeError, match=r"integer class indices, got float64 labels such as \[0.7, 1.0\]"):
+        next(iter(DataLoader(Soft(), batch_size=2)))
+
+
+def test_tensor_dataset_indexes_every_tensor_and_keeps_their_dtypes():
+    x = ninx.tensor(np.arange(12, dtype=np.float32).reshape(6, 2))
+    y = ninx.tensor([0.5, 1.5, 2.5, 3.5, 4.5, 5.5], dtype="float64")
+    ds = TensorDataset(x, y)
+    assert len(ds) == 6 and ds.tensors == (x, y)
+    first, target = ds[2]
+    assert first.tolist() == [4.0, 5.0] and target.item() == 2.5
+    batches = list(DataLoader(ds, batch_size=4))
+    assert [len(b) for b in batches] == [2, 2]
+    (xb, yb), (xc, yc) = batches
+    assert xb.dtype == np.float32 and yb.dtype == np.float64  # float targets stay float
+    assert yb.tolist() == [0.5, 1.5, 2.5, 3.5] and yc.tolist() == [4.5, 5.5] and xc.shape == (2, 2)
+    (alone,), = DataLoader(TensorDataset(np.arange(3)), batch_size=3)
+    assert alone.dtype == np.int64 and alone.tolist() == [0, 1, 2]
+
+
+def test_tensor_dataset_batches_tensors_where_they_live(device):
+    x = ninx.tensor(np.arange(10, dtype=np.float32).reshape(5, 2), device=device)
+    ds = TensorDataset(x, ninx.tensor(np.arange(5), device=device))
+    (xb, yb), = DataLoader(ds, batch_size=5, shuffle=True, generator=3, device=device)
+    order = np.random.default_rng(3).permutation(5)
+    assert xb.device == x.device and xb.numpy().tolist() == x.numpy()[order].tolist()
+    assert yb.numpy().tolist() == order.tolist()
+
+
+def test_tensor_dataset_needs_tensors_of_one_length():
+    with pytest.raises(ValueError, match="same first dimension"):
+        TensorDataset(ninx.zeros(3, 2), ninx.zeros(4))
+    with pytest.raises(ValueError, match="at least one tensor"):
+        TensorDataset()
 
 
 def test_array_dataset_checks_its_arrays():
@@ -230,6 +276,43 @@ def test_mnist_loads_from_data_dir(tmp_path):
     assert train.labels.tolist() == [0, 1, 2, 3, 4, 5]
 
 
+@pytest.mark.parametrize("shape", [(0, 28, 28), (3, 8, 8), (3, 0, 28)])
+def test_mnist_rejects_empty_and_wrongly_sized_image_files_naming_them(tmp_path, shape):
+    write_mnist(tmp_path)
+    write(tmp_path / "train-images-idx3-ubyte.gz", idx_bytes(np.zeros(shape, dtype=np.uint8)), compress=True)
+    expected = r"train-images-idx3-ubyte.gz: expected 28×28 images \(N, 28, 28\) with N ≥ 1"
+    with pytest.raises(ValueError, match=expected):
+        load_dataset("mnist", str(tmp_path))
+
+
+def test_mnist_reads_the_data_dir_as_given_and_never_another_copy(tmp_path, monkeypatch):
+    monkeypatch.setenv("NINX_DATA_DIR", str(tmp_path / "cache"))
+    write_mnist(tmp_path / "cache" / "fashion-mnist")  # a copy the search would find without --data-dir
+    write_mnist(tmp_path / "given", n_train=3)
+    (tmp_path / "given" / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(FileNotFoundError, match=r"--data-dir \S+given lacks t10k-labels-idx1-ubyte\[.gz\] \("):
+        load_dataset("fashion-mnist", str(tmp_path / "given"))
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        load_dataset("fashion-mnist", str(tmp_path / "nowhere"))
+    write_mnist(tmp_path / "given", n_train=3)
+    assert len(load_dataset("fashion-mnist", str(tmp_path / "given"))[0]) == 3
+    assert locate_dataset("fashion-mnist", str(tmp_path / "given"))[0] == str(
+        tmp_path / "given" / "train-images-idx3-ubyte.gz")
+
+
+def test_digits_are_read_from_a_data_dir_only_when_it_holds_them(tmp_path):
+    assert locate_dataset("digits") == (digits.PATH,)
+    with pytest.raises(FileNotFoundError, match="holds no digits.csv.gz"):
+        locate_dataset("digits", str(tmp_path))
+    rows = np.loadtxt(digits.PATH, delimiter=",", dtype=np.int64)[:20]
+    np.savetxt(tmp_path / "digits.csv.gz", rows, fmt="%d", delimiter=",")
+    train, test = load_dataset("digits", str(tmp_path))
+    assert len(train) + len(test) == 20
+    np.savetxt(tmp_path / "digits.csv.gz", rows[:, :10], fmt="%d", delimiter=",")
+    with pytest.raises(ValueError, match="digits.csv.gz: expected lines of 64 pixel values"):
+        load_dataset("digits", str(tmp_path))
+
+
 def test_mnist_rejects_mismatched_counts_and_labels(tmp_path):
     write_mnist(tmp_path / "count", labels=np.zeros(5, dtype=np.uint8))
     with pytest.raises(ValueError, match="holds 6 images but .* 5 labels"):
@@ -247,7 +330,7 @@ def test_missing_mnist_without_network_says_how_to_get_it(tmp_path, monkeypatch)
 
     monkeypatch.setattr(mnist, "download", offline)
     with pytest.raises(FileNotFoundError, match="--data-dir") as error:
-        load_dataset("mnist", str(tmp_path / "empty"))
+        load_dataset("mnist")
     assert "train-images-idx3-ubyte" in str(error.value) and "network unreachable" in str(error.value)
 
 
@@ -309,6 +392,17 @@ def test_cifar_reader_refuses_pickled_code(tmp_path, monkeypatch, payload):
 def test_cifar_reader_checks_the_batch_contents(payload, message):
     with pytest.raises(ValueError, match=message):
         cifar.parse_batch(pickle.dumps(payload, protocol=3), "batch")
+
+
+def test_cifar_reader_rejects_an_empty_batch():
+    empty = pickle.dumps({b"data": np.zeros((0, 3072), dtype=np.uint8), b"labels": []}, protocol=3)
+    with pytest.raises(ValueError, match="empty_batch: holds no images"):
+        cifar.parse_batch(empty, "empty_batch")
+
+
+def test_cifar_reads_the_data_dir_as_given(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"--data-dir \S+ holds no cifar-10-batches-py/ batches"):
+        load_dataset("cifar10", str(tmp_path))
 
 
 def test_cifar_reader_rejects_a_truncated_pickle():

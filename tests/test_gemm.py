@@ -1,10 +1,13 @@
-"""The GEMM core against np.einsum in float64: odd sizes, strided/broadcast views, batch rules, errors."""
+"""The GEMM core against np.einsum in float64: odd sizes, strided/broadcast views, batch rules, errors.
+
+Sizes at the edges of the register tile and of the cache blocks are those of the target this process
+compiles for (tests/test_targets.py runs this file again for other targets)."""
 import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ninx_kernels.cpu.gemm import KC, MC, MR, NC, NR_VECTORS, VECTOR_BYTES, gemm
+from ninx_kernels.cpu.gemm import MR, blocking, gemm, tile_columns
 
 DTYPES = (np.float32, np.float64)
 # (Ba, Bb, Bo): each divides B = max; Bo < B sums products into out (batch-reduce)
@@ -14,7 +17,7 @@ LAYOUTS = ("contiguous", "transposed", "sliced", "reversed", "broadcast")
 
 def edge_sizes(dtype):
     """Matrix extents that straddle the register tile and the k block for dtype."""
-    nr = NR_VECTORS * VECTOR_BYTES // np.dtype(dtype).itemsize
+    nr = tile_columns(np.dtype(dtype).itemsize)
     return [0, 1, 2, MR - 1, MR, MR + 1, nr - 1, nr, nr + 1, 2 * nr + 3]
 
 
@@ -59,7 +62,8 @@ def problems(draw):
     dtype = draw(st.sampled_from(DTYPES))
     size = st.one_of(st.sampled_from(edge_sizes(dtype)), st.integers(0, 40))
     m, n = draw(size), draw(size)
-    k = draw(st.one_of(size, st.sampled_from([KC - 1, KC, KC + 1])))
+    kc = blocking(np.dtype(dtype).itemsize).kc
+    k = draw(st.one_of(size, st.sampled_from([kc - 1, kc, kc + 1])))
     ba, bb, bo = draw(st.sampled_from(BATCHES))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     a = strided_view(rng, ba, m, k, dtype, draw(st.sampled_from(LAYOUTS)))
@@ -78,7 +82,8 @@ def test_matches_einsum(problem):
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_spans_several_cache_blocks(dtype, layout):
     rng = np.random.default_rng(0)
-    m, n, k = MC + 13, 2 * MR + 7, KC + 3
+    kc, mc, _ = blocking(np.dtype(dtype).itemsize)
+    m, n, k = mc + 13, 2 * MR + 7, kc + 3
     a = strided_view(rng, 2, m, k, dtype, layout)
     b = strided_view(rng, 2, k, n, dtype, "transposed")
     check(a, b, np.empty((2, m, n), dtype), False)
@@ -87,9 +92,10 @@ def test_spans_several_cache_blocks(dtype, layout):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_broadcast_a_of_several_blocks_packed_once(dtype, layout):
-    """One A (MC+13 rows, KC+3 columns: several blocks, packed whole once) times three different Bs."""
+    """One A (mc+13 rows, kc+3 columns: several blocks, packed whole once) times three different Bs."""
     rng = np.random.default_rng(3)
-    m, n, k = MC + 13, 2 * MR + 7, KC + 3
+    kc, mc, _ = blocking(np.dtype(dtype).itemsize)
+    m, n, k = mc + 13, 2 * MR + 7, kc + 3
     a = strided_view(rng, 1, m, k, dtype, layout)
     b = strided_view(rng, 3, k, n, dtype, "contiguous")
     check(a, b, rng.uniform(-1, 1, (3, m, n)).astype(dtype), True)
@@ -97,9 +103,10 @@ def test_broadcast_a_of_several_blocks_packed_once(dtype, layout):
 
 def test_columns_past_the_b_block():
     rng = np.random.default_rng(1)
+    n = blocking(4).nc + 37
     a = strided_view(rng, 1, 5, 3, np.float32, "contiguous")
-    b = strided_view(rng, 1, 3, NC + 37, np.float32, "sliced")
-    check(a, b, rng.uniform(-1, 1, (1, 5, NC + 37)).astype(np.float32), True)
+    b = strided_view(rng, 1, 3, n, np.float32, "sliced")
+    check(a, b, rng.uniform(-1, 1, (1, 5, n)).astype(np.float32), True)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -109,8 +116,9 @@ def test_any_thread_count(threads):
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
         for ba, bb, bo in BATCHES:  # big enough (≥ SERIAL_FLOPS) to be split over the threads
-            a = strided_view(rng, ba, 50, KC + 44, np.float64, "contiguous")
-            b = strided_view(rng, bb, KC + 44, 70, np.float64, "reversed")
+            k = blocking(8).kc + 44
+            a = strided_view(rng, ba, 50, k, np.float64, "contiguous")
+            b = strided_view(rng, bb, k, 70, np.float64, "reversed")
             check(a, b, np.empty((bo, 50, 70)), False)
     finally:
         numba.set_num_threads(before)

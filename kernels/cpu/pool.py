@@ -32,15 +32,13 @@ def _max_pool(x, kh, kw, sh, sw, ph, pw, dh, dw, y, argmax):
 
 @njit(parallel=True, cache=True)
 def _max_pool_backward(gy, argmax, gx):
-    n_images, channels, h, w = gx.shape
-    oh, ow = gy.shape[2], gy.shape[3]
-    for plane in prange(n_images * channels):
-        n, c = plane // channels, plane % channels
-        gx[n, c] = 0
-        for oy in range(oh):
-            for ox in range(ow):
-                where = argmax[n, c, oy, ox]
-                gx[n, c, where // w, where % w] += gy[n, c, oy, ox]
+    """gx[plane][argmax[plane][o]] += gy[plane][o] on flat (planes, pixels) views: the stored index is the flat
+    one, so no division into (row, column) is needed; zeroing and the scatter stay in one plane's cache."""
+    for plane in prange(gx.shape[0]):
+        target = gx[plane]
+        target[:] = 0
+        for o in range(gy.shape[1]):
+            target[argmax[plane, o]] += gy[plane, o]
 
 
 @njit(inline="always")
@@ -103,9 +101,11 @@ def max_pool2d(x, g):
 
 def max_pool2d_backward(gy, argmax, g):
     """Each output gradient goes to the input position its window took the maximum from."""
-    gx = np.empty(g.input_shape, dtype=gy.dtype)
-    _max_pool_backward(np.ascontiguousarray(gy), argmax, gx)
-    return gx
+    n, c, h, w = g.input_shape
+    gx = np.empty((n * c, h * w), dtype=gy.dtype)
+    _max_pool_backward(np.ascontiguousarray(gy).reshape(n * c, -1), np.ascontiguousarray(argmax).reshape(n * c, -1),
+                       gx)
+    return gx.reshape(g.input_shape)
 
 
 def avg_pool2d(x, g, count_include_pad=True, divisor_override=0):

@@ -1,9 +1,7 @@
 """The data sets ninx knows by name, and what a model needs to know about each."""
 from collections import namedtuple
 
-from .cifar import load_cifar10
-from .digits import load_digits
-from .mnist import load_mnist
+from . import cifar, digits, mnist
 
 Info = namedtuple("Info", "channels size classes description")
 
@@ -15,12 +13,34 @@ DATASETS = {
 }
 
 
+def unknown(name):
+    """The error for a data-set name that ninx does not know."""
+    return ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def locate_dataset(name, data_dir=None):
+    """The files data set `name` is read from, as a tuple of paths: exactly from `data_dir` when it is given
+    (a FileNotFoundError says what it lacks), otherwise from where ninx finds or downloads them."""
+    if name == "digits":
+        return (digits.locate(data_dir),)
+    if name in ("mnist", "fashion-mnist"):
+        return tuple(mnist.locate(name, data_dir))
+    if name == "cifar10":
+        return (cifar.locate(data_dir),)
+    raise unknown(name)
+
+
+def read_dataset(name, files):
+    """(train, test) ArrayDatasets of data set `name` from its `files` (as `locate_dataset` returns them)."""
+    if name == "digits":
+        return digits.load_digits(*files)
+    if name in ("mnist", "fashion-mnist"):
+        return mnist.load_mnist(files)
+    if name == "cifar10":
+        return cifar.load_cifar10(*files)
+    raise unknown(name)
+
+
 def load_dataset(name, data_dir=None):
     """(train, test) ArrayDatasets of the named data set; images float32 in [0, 1], shape (N, C, H, W)."""
-    if name == "digits":
-        return load_digits()
-    if name in ("mnist", "fashion-mnist"):
-        return load_mnist(name, data_dir)
-    if name == "cifar10":
-        return load_cifar10(data_dir)
-    raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    return read_dataset(name, locate_dataset(name, data_dir))

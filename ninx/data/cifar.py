@@ -52,6 +52,8 @@ def parse_batch(data, name):
     images, labels = batch.get("data"), batch.get("labels")
     if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != 3072:
         raise ValueError(f"{name}: 'data' must be a uint8 array (N, 3072), got {getattr(images, 'shape', images)!r}")
+    if not len(images):
+        raise ValueError(f"{name}: holds no images")
     labels = np.asarray(labels)
     if labels.shape != images.shape[:1] or labels.dtype.kind not in "iu" or (labels.size and (
             labels.min() < 0 or labels.max() > 9)):
@@ -74,20 +76,32 @@ def read_batches(source, names):
         raise ValueError(f"{source}: not a complete CIFAR-10 archive ({e})") from None
 
 
+def find_in(folder):
+    """The batches folder (`folder` itself or `folder/cifar-10-batches-py`) or archive in `folder`, else None."""
+    for batches in (folder, os.path.join(folder, FOLDER)):
+        if os.path.isfile(os.path.join(batches, TEST_BATCHES[0])):
+            return batches
+    archive = os.path.join(folder, ARCHIVE)
+    return archive if os.path.isfile(archive) else None
+
+
 def locate(data_dir=None):
-    """A batches folder or archive: in `data_dir` (or `data_dir/cifar10`), the cache, or freshly downloaded."""
+    """A batches folder or archive: in `data_dir` only when it is given, else in the cache or downloaded."""
+    if data_dir is not None:
+        found = find_in(data_dir)
+        if found is None:
+            raise FileNotFoundError(f"cifar10: --data-dir {data_dir} holds no {FOLDER}/ batches and no {ARCHIVE} "
+                                    f"(it is read as given, with no fallback to another copy)")
+        return found
     cache = os.path.join(cache_dir(), "cifar10")
-    for folder in ([data_dir, os.path.join(data_dir, "cifar10")] if data_dir else []) + [cache]:
-        for batches in (folder, os.path.join(folder, FOLDER)):
-            if os.path.isfile(os.path.join(batches, TEST_BATCHES[0])):
-                return batches
-        if os.path.isfile(os.path.join(folder, ARCHIVE)):
-            return os.path.join(folder, ARCHIVE)
+    found = find_in(cache)
+    if found is not None:
+        return found
     try:
         return download(URL, os.path.join(cache, ARCHIVE), MD5, timeout=120)
     except OSError as e:
         raise FileNotFoundError(
-            f"cifar10: no {FOLDER}/ folder or {ARCHIVE} found in {data_dir or cache}, and downloading {URL} failed "
+            f"cifar10: no {FOLDER}/ folder or {ARCHIVE} found in {cache}, and downloading {URL} failed "
             f"({e}). Download that archive into a folder and pass --data-dir FOLDER (or set NINX_DATA_DIR).") from None
 
 
@@ -97,8 +111,9 @@ def to_dataset(parts):
     return ArrayDataset(images.astype(np.float32, copy=False), np.concatenate([labels for _, labels in parts]))
 
 
-def load_cifar10(data_dir=None):
-    """(train, test) ArrayDatasets: 50,000 and 10,000 images (N, 3, 32, 32) float32 in [0, 1], int64 labels."""
+def load_cifar10(source):
+    """(train, test) ArrayDatasets from a batches folder or archive (see `locate`): 50,000 and 10,000 images
+    (N, 3, 32, 32) float32 in [0, 1], int64 labels."""
     names = TRAIN_BATCHES + TEST_BATCHES
-    parts = [parse_batch(data, name) for name, data in read_batches(locate(data_dir), names)]
+    parts = [parse_batch(data, name) for name, data in read_batches(source, names)]
     return to_dataset(parts[:len(TRAIN_BATCHES)]), to_dataset(parts[len(TRAIN_BATCHES):])

@@ -10,8 +10,20 @@ import numpy as np
 
 from .dataset import ArrayDataset
 
-PATH = os.path.join(os.path.dirname(__file__), "files", "digits.csv.gz")
+FILE = "digits.csv.gz"
+PATH = os.path.join(os.path.dirname(__file__), "files", FILE)
 SPLIT_SEED = 0
+
+
+def locate(data_dir=None):
+    """The digits file: the bundled copy, or `data_dir/digits.csv.gz` when a folder is given."""
+    if data_dir is None:
+        return PATH
+    path = os.path.join(data_dir, FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"digits: --data-dir {data_dir} holds no {FILE} (digits ships with ninx: leave "
+                                f"out --data-dir to read the bundled copy)")
+    return path
 
 
 def split_indices(labels):
@@ -24,8 +36,15 @@ def split_indices(labels):
 
 
 def load_digits(path=PATH):
-    """(train, test) ArrayDatasets of images (N, 1, 8, 8) float32 in [0, 1] and int64 labels."""
-    table = np.loadtxt(path, delimiter=",", dtype=np.int64)
+    """(train, test) ArrayDatasets of images (N, 1, 8, 8) float32 in [0, 1] and int64 labels, from a CSV file
+    of 64 pixel values 0–16 and a label 0–9 per line."""
+    try:
+        table = np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=2)
+    except ValueError as e:
+        raise ValueError(f"{path}: not a digits table ({e})") from None
+    if table.shape[1] != 65 or len(table) < 5 or table.min() < 0 or table[:, :64].max() > 16 or table[:, 64].max() > 9:
+        raise ValueError(f"{path}: expected lines of 64 pixel values 0–16 and a label 0–9 (at least 5 lines), "
+                         f"got a table of shape {table.shape}")
     images = (table[:, :64].reshape(-1, 1, 8, 8) / 16).astype(np.float32)
     labels = table[:, 64]
     train, test = split_indices(labels)

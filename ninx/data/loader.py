@@ -1,5 +1,6 @@
-"""`DataLoader`: batches of (images float32, labels int64) Tensors, shuffled and augmented by one numpy
-Generator whose state a checkpoint can save and restore (so a resumed run sees the same batches)."""
+"""`DataLoader`: batches of Tensors — (images float32, labels int64) from an image dataset, one per tensor of
+a TensorDataset — shuffled and augmented by one numpy Generator whose state a checkpoint can save and restore
+(so a resumed run sees the same batches)."""
 import numpy as np
 
 from ..tensor import tensor
@@ -10,7 +11,8 @@ class DataLoader:
 
     shuffle: a new order every epoch, drawn from `generator` (a numpy Generator, or an int seed for one).
     drop_last: skip the last batch when it is smaller than `batch_size`.
-    transform: a batch transform (see ninx.data.transforms), called as transform(images, generator).
+    transform: a batch transform (see ninx.data.transforms) of each batch's first array (the images), called
+    as transform(images, generator).
     """
 
     def __init__(self, dataset, batch_size=64, shuffle=False, drop_last=False, transform=None, generator=None,
@@ -33,9 +35,7 @@ class DataLoader:
         n = len(self.dataset)
         order = self.generator.permutation(n) if self.shuffle else np.arange(n)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
-            images, labels = self.dataset.batch(order[start:start + self.batch_size])
-            images = np.asarray(images, dtype=np.float32)
+            first, *rest = self.dataset.batch(order[start:start + self.batch_size])
             if self.transform is not None:
-                images = self.transform(images, self.generator)
-            yield (tensor(images, dtype=np.float32, device=self.device),
-                   tensor(labels, dtype=np.int64, device=self.device))
+                first = self.transform(first, self.generator)
+            yield tuple(tensor(array, dtype=array.dtype, device=self.device) for array in (first, *rest))

@@ -1,9 +1,10 @@
 """MNIST and Fashion-MNIST: the four standard IDX files, found on disk or downloaded once and verified.
 
-Search order for each data set: `data_dir` (and `data_dir/<name>`), Debian's install location
-(`apt-get install dataset-fashion-mnist` puts Fashion-MNIST in /usr/share/datasets/fashion-mnist), then
-the cache (`ninx.data.download.cache_dir()/<name>`); when none holds all four files (raw or .gz), they are
-downloaded from the official source into the cache and kept only if their MD5 matches the published one.
+Given a `data_dir`, the four files (raw or .gz) are read from that folder and nowhere else. Without one, the
+search goes through Debian's install location (`apt-get install dataset-fashion-mnist` puts Fashion-MNIST in
+/usr/share/datasets/fashion-mnist), then the cache (`ninx.data.download.cache_dir()/<name>`); when neither
+holds all four files, they are downloaded from the official source into the cache and kept only if their
+MD5 matches the published one.
 """
 import os
 
@@ -40,10 +41,20 @@ def find_file(folder, name):
 
 
 def locate(name, data_dir=None):
-    """Paths of the four files of data set `name`, in FILES order, downloading them if need be."""
+    """Paths of the four files of data set `name`, in FILES order: from `data_dir` only when it is given,
+    else found on the system or in the cache, or downloaded."""
+    if data_dir is not None:
+        if not os.path.isdir(data_dir):
+            raise FileNotFoundError(f"{name}: --data-dir {data_dir} is not a folder")
+        paths = [find_file(data_dir, f) for f in FILES]
+        if not all(paths):
+            missing = ", ".join(f + "[.gz]" for f, path in zip(FILES, paths) if path is None)
+            raise FileNotFoundError(f"{name}: --data-dir {data_dir} lacks {missing} (it is read as given, "
+                                    f"with no fallback to another copy)")
+        return paths
     source = SOURCES[name]
     cache = os.path.join(cache_dir(), name)
-    folders = ([data_dir, os.path.join(data_dir, name)] if data_dir else []) + list(source["system_dirs"]) + [cache]
+    folders = list(source["system_dirs"]) + [cache]
     for folder in folders:
         paths = [find_file(folder, f) for f in FILES]
         if all(paths):
@@ -69,6 +80,8 @@ def load_pair(images_path, labels_path):
         raise ValueError(f"{images_path}: expected uint8 images (N, H, W), got {images.dtype} {images.shape}")
     if labels.ndim != 1 or labels.dtype != np.uint8:
         raise ValueError(f"{labels_path}: expected uint8 labels (N,), got {labels.dtype} {labels.shape}")
+    if images.shape[1:] != (28, 28) or not len(images):
+        raise ValueError(f"{images_path}: expected 28×28 images (N, 28, 28) with N ≥ 1, got shape {images.shape}")
     if len(images) != len(labels):
         raise ValueError(f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels")
     if labels.size and labels.max() > 9:
@@ -76,7 +89,7 @@ def load_pair(images_path, labels_path):
     return ArrayDataset((images[:, None] / np.float32(255)).astype(np.float32, copy=False), labels)
 
 
-def load_mnist(name="mnist", data_dir=None):
-    """(train, test) ArrayDatasets of MNIST or Fashion-MNIST (`name` is "mnist" or "fashion-mnist")."""
-    train_images, train_labels, test_images, test_labels = locate(name, data_dir)
+def load_mnist(paths):
+    """(train, test) ArrayDatasets of MNIST or Fashion-MNIST from its four files, in FILES order."""
+    train_images, train_labels, test_images, test_labels = paths
     return load_pair(train_images, train_labels), load_pair(test_images, test_labels)

@@ -84,6 +84,25 @@ def nin_small(num_classes=10, in_channels=1, final_relu=False, init="kaiming_nor
                 pool=(3, 2), dropout=0.5, final_relu=final_relu, init=init)
 
 
+def nin_28(num_classes=10, in_channels=1, final_relu=False, init="kaiming_normal"):
+    """The recipe model for MNIST and Fashion-MNIST at 28×28: 70,986 parameters and 9.1 M MACs per image for
+    10 classes and 1 channel (`nin_digits` costs 7.3 M at 28×28). Spatial sizes 28 → 14 → 7 → 1.
+
+    `nin_digits`'s two first blocks, then a last mlpconv that stays 64 wide until its final 1×1 convolution
+    to the classes, where d2l's layout narrows to `num_classes` channels from the block's first convolution
+    on; and dropout 0.25 instead of 0.5, as 60,000 training images need less of it than 1,437 do. On
+    Fashion-MNIST this learned faster than `nin_digits` over the first 150 steps (loss 0.73 against 0.97).
+
+    nin_block(1, 32, 3, 1, 1), maxpool 2/2, nin_block(32, 64, 3, 1, 1), maxpool 2/2, dropout 0.25,
+    mlpconv 3×3 conv 64 (padding 1) → 1×1 64 → 1×1 classes (no last ReLU), global average pool, flatten.
+    """
+    return initialise(nn.Sequential(
+        nin_block(in_channels, 32, 3, 1, 1), nn.MaxPool2d(2, 2),
+        nin_block(32, 64, 3, 1, 1), nn.MaxPool2d(2, 2), nn.Dropout(0.25),
+        mlpconv(64, (64, 64, num_classes), 3, padding=1, final_relu=final_relu),
+        nn.GlobalAvgPool2d(), nn.Flatten()), init)
+
+
 def nin_32(num_classes=10, in_channels=3, final_relu=False, init="kaiming_normal"):
     """A CPU-sized NiN for 32×32 colour images (CIFAR-10): nin_small's layout at 64/128/128 channels, about a
     third of `nin_cifar10`'s compute (75.7 M MACs per image). Spatial sizes 32 → 15 → 7 → 3 → 1.

@@ -1,7 +1,7 @@
 """Models by name, for the command line: `get_model("nin-digits", num_classes=10, in_channels=1)`."""
 import inspect
 
-from .nin import nin_32, nin_cifar10, nin_d2l, nin_digits, nin_small
+from .nin import nin_28, nin_32, nin_cifar10, nin_d2l, nin_digits, nin_small
 from .efficientnet import (VARIANTS, efficientnet_b0, efficientnet_b1, efficientnet_b2, efficientnet_b3, efficientnet_b4,
                            efficientnet_b5, efficientnet_b6, efficientnet_b7, efficientnet_small)
 from .googlenet import googlenet, googlenet_small
@@ -14,6 +14,7 @@ MODELS = {
     "nin-cifar10": (nin_cifar10, 32),
     "nin-small": (nin_small, 28),
     "nin-digits": (nin_digits, 8),
+    "nin-28": (nin_28, 28),
     "nin-32": (nin_32, 32),
     # the networks after NiN: torchvision's names (and layouts) for the full-size ones
     "googlenet": (googlenet, 224),

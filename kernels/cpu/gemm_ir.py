@@ -1,0 +1,241 @@
+"""The GEMM core's code in LLVM IR: the register-tile micro-kernel and the vector moves that pack its panels.
+
+Each is a Numba `@intrinsic`, so it inlines into the Numba loops of `gemm` and runs on the registers of the
+target Numba compiles for (`ninx_kernels.target`). The tile is MR rows × NR_VECTORS vectors: its MR·NR_VECTORS
+accumulators stay in registers for a whole k loop, beside the NR_VECTORS vectors of B and the broadcast A
+element they are updated with. We give the accumulators three quarters of the register file, which leaves
+room for those and for a product register where the target has no FMA:
+  32 registers (AVX-512 zmm, AArch64): 12 × 2 vectors (BLIS's Skylake-X kernels use 12–14 rows)
+  16 registers (AVX2 ymm, SSE xmm):     6 × 2 vectors (BLIS's Haswell/Zen kernel: 6 × 16 float32)
+The width of a vector is the target's, so a float32 tile is 12×32 on AVX-512, 6×16 on AVX2, 6×8 on SSE.
+
+Products use llvm.fmuladd: one FMA instruction where the target has FMA, a multiply and an add where not
+(llvm.fma there would become a call to fmaf per lane).
+
+Numba's on-disk cache checks only the file of a cached function (`gemm`'s kernel), not this one; after
+editing this file, delete kernels/cpu/__pycache__ so that the kernel is compiled again.
+"""
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils, errors
+from numba.extending import intrinsic
+
+from ..target import current
+
+TARGET = current()
+VECTOR_BYTES = TARGET.vector_bytes
+NR_VECTORS = 2  # columns of the register tile, in vectors
+MR = 3 * TARGET.vector_registers // 4 // NR_VECTORS  # rows of the register tile
+
+
+def tile_columns(itemsize):
+    """Columns of the register tile for elements of `itemsize` bytes."""
+    return NR_VECTORS * VECTOR_BYTES // itemsize
+
+
+def _vector_ops(context, builder, elem):
+    """(vector type, fmuladd, masked_load, masked_store, masked_gather) for one target vector of elem."""
+    width = VECTOR_BYTES // context.get_abi_sizeof(elem)
+    vec = ir.VectorType(elem, width)
+    mask = ir.VectorType(ir.IntType(1), width)
+    name = f"v{width}f{8 * context.get_abi_sizeof(elem)}"
+    ptr, i32 = ir.PointerType(elem), ir.IntType(32)
+
+    def declare(intrinsic, result, *args):
+        return cgutils.get_or_insert_function(builder.module, ir.FunctionType(result, args), intrinsic)
+    return (vec,
+            declare(f"llvm.fmuladd.{name}", vec, vec, vec, vec),
+            declare(f"llvm.masked.load.{name}.p0", vec, ptr, i32, mask, vec),
+            declare(f"llvm.masked.store.{name}.p0", ir.VoidType(), vec, ptr, i32, mask),
+            declare(f"llvm.masked.gather.{name}.v{width}p0", vec, ir.VectorType(ptr, width), i32, mask, vec))
+
+
+def _splat(builder, value, n):
+    """<n x value>: value in every lane."""
+    lanes = builder.insert_element(ir.Constant(ir.VectorType(value.type, n), None), value,
+                                   ir.Constant(ir.IntType(64), 0))
+    return builder.shuffle_vector(lanes, lanes, ir.Constant(ir.VectorType(ir.IntType(32), n), [0] * n))
+
+
+def _check_float_array(name, array):
+    if not isinstance(array, types.Array) or array.dtype not in (types.float32, types.float64):
+        raise errors.TypingError(f"{name} needs float32 or float64 arrays")
+
+
+@intrinsic
+def tile_update(typingctx, a_panel, a_start, b_panel, b_start, kc, c, c_start, ldc, rows, cols, accumulate,
+                vectors):
+    """c[c_start + i·ldc + j] (+)= Σ_{k<kc} a_panel[a_start + k·MR + i] · b_panel[b_start + k·NR + j].
+
+    For i < rows ≤ MR, j < cols ≤ vectors·(vector width); the sums stay in MR·vectors registers for the
+    whole k loop. `vectors` (a literal, 1 or NR_VECTORS) narrows the tile for a last, thin panel."""
+    _check_float_array("tile_update", c)
+    if not isinstance(vectors, types.IntegerLiteral):
+        raise errors.RequireLiteralValue(vectors)
+    used = vectors.literal_value
+
+    def codegen(context, builder, sig, args):
+        a_arr, a_start, b_arr, b_start, kc, c_arr, c_start, ldc, rows, cols, accumulate, _ = args
+        elem = context.get_data_type(sig.args[5].dtype)
+        size = context.get_abi_sizeof(elem)
+        vec, fmuladd, masked_load, masked_store, _ = _vector_ops(context, builder, elem)
+        width = vec.count
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+
+        def const(n):
+            return ir.Constant(i64, n)
+
+        def data(position, value):
+            return context.make_array(sig.args[position])(context, builder, value).data
+
+        def splat(value):
+            return _splat(builder, value, width)
+
+        a_ptr = builder.gep(data(0, a_arr), [a_start])
+        b_ptr = builder.gep(data(2, b_arr), [b_start])
+        zero = ir.Constant(vec, [ir.Constant(elem, 0.0)] * width)
+        align = ir.Constant(i32, size)
+
+        # the k loop: acc[i·used + v] += a[k, i] · b[k, v·width : (v+1)·width]
+        entry = builder.block
+        loop = builder.append_basic_block("tile_k_loop")
+        done = builder.append_basic_block("tile_k_done")
+        builder.cbranch(builder.icmp_signed(">", kc, const(0)), loop, done)
+        builder.position_at_end(loop)
+        k = builder.phi(i64)
+        acc = [builder.phi(vec) for _ in range(MR * used)]
+        b_row = builder.gep(b_ptr, [builder.mul(k, const(NR_VECTORS * width))])
+        b_vecs = [builder.load(builder.gep(b_row, [const(v * width)]), typ=vec, align=size)
+                  for v in range(used)]
+        a_col = builder.gep(a_ptr, [builder.mul(k, const(MR))])
+        new = []
+        for i in range(MR):
+            a_i = splat(builder.load(builder.gep(a_col, [const(i)]), typ=elem))
+            new += [builder.call(fmuladd, [a_i, b_vecs[v], acc[i * used + v]]) for v in range(used)]
+        k_next = builder.add(k, const(1))
+        builder.cbranch(builder.icmp_signed("<", k_next, kc), loop, done)
+        k.add_incoming(const(0), entry)
+        k.add_incoming(k_next, loop)
+        for phi, value in zip(acc, new):
+            phi.add_incoming(zero, entry)
+            phi.add_incoming(value, loop)
+
+        # write back rows i < rows; lanes past cols are masked off, old values read only if accumulating
+        builder.position_at_end(done)
+        sums = [builder.phi(vec) for _ in new]
+        for phi, value in zip(sums, new):
+            phi.add_incoming(zero, entry)
+            phi.add_incoming(value, loop)
+        lane = ir.Constant(ir.VectorType(i64, width), list(range(width)))
+        masks = [builder.icmp_signed("<", lane, splat(builder.sub(cols, const(v * width))))
+                 for v in range(used)]
+        keep = splat(builder.icmp_unsigned("!=", accumulate, ir.Constant(accumulate.type, 0)))
+        c_ptr = builder.gep(data(5, c_arr), [c_start])
+        for i in range(MR):
+            with builder.if_then(builder.icmp_signed("<", const(i), rows)):
+                row = builder.gep(c_ptr, [builder.mul(const(i), ldc)])
+                for v in range(used):
+                    dst = builder.gep(row, [const(v * width)])
+                    old = builder.call(masked_load, [dst, align, builder.and_(masks[v], keep), zero])
+                    builder.call(masked_store, [builder.fadd(old, sums[i * used + v]), dst, align, masks[v]])
+        return context.get_dummy_value()
+
+    return types.none(a_panel, a_start, b_panel, b_start, kc, c, c_start, ldc, rows, cols, accumulate,
+                      vectors), codegen
+
+
+@intrinsic
+def gather_padded(typingctx, src, src_start, step, count, dst, dst_start, width):
+    """dst[dst_start + j] = src[src_start + j·step] if j < count else 0, for j < width ≤ max(MR, NR).
+
+    Vector moves: a masked load where step is 1, a masked gather otherwise."""
+    _check_float_array("gather_padded", dst)
+
+    def codegen(context, builder, sig, args):
+        src_arr, src_start, step, count, dst_arr, dst_start, width = args
+        elem = context.get_data_type(sig.args[4].dtype)
+        size = context.get_abi_sizeof(elem)
+        vec, _, masked_load, masked_store, masked_gather = _vector_ops(context, builder, elem)
+        lanes_n = vec.count
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        lanes = ir.Constant(ir.VectorType(i64, lanes_n), list(range(lanes_n)))
+        src_ptr = builder.gep(context.make_array(sig.args[0])(context, builder, src_arr).data, [src_start])
+        dst_ptr = builder.gep(context.make_array(sig.args[4])(context, builder, dst_arr).data, [dst_start])
+        zero = ir.Constant(vec, [ir.Constant(elem, 0.0)] * lanes_n)
+        align = ir.Constant(i32, size)
+        # byte address of src element j = src_ptr + j·step·size, for the lanes j of each vector
+        lane_bytes = builder.mul(lanes, _splat(builder, builder.mul(step, ir.Constant(i64, size)), lanes_n))
+        src_address = _splat(builder, builder.ptrtoint(src_ptr, i64), lanes_n)
+        # enough vectors for a B row (NR) or an A column (MR, more than NR lanes on narrow float64 targets)
+        for v in range(-(-max(MR, NR_VECTORS * lanes_n) // lanes_n)):
+            first = ir.Constant(i64, v * lanes_n)
+            load_mask = builder.icmp_signed("<", lanes, _splat(builder, builder.sub(count, first), lanes_n))
+            store_mask = builder.icmp_signed("<", lanes, _splat(builder, builder.sub(width, first), lanes_n))
+            with builder.if_else(builder.icmp_signed("==", step, ir.Constant(i64, 1))) as (unit, strided):
+                with unit:
+                    loaded = builder.call(masked_load, [builder.gep(src_ptr, [first]), align, load_mask, zero])
+                    from_unit = builder.block
+                with strided:
+                    first_bytes = builder.mul(first, builder.mul(step, ir.Constant(i64, size)))
+                    address = builder.add(builder.add(src_address, lane_bytes),
+                                          _splat(builder, first_bytes, lanes_n))
+                    pointers = builder.inttoptr(address, ir.VectorType(ir.PointerType(elem), lanes_n))
+                    gathered = builder.call(masked_gather, [pointers, align, load_mask, zero])
+                    from_strided = builder.block
+            x = builder.phi(vec)
+            x.add_incoming(loaded, from_unit)
+            x.add_incoming(gathered, from_strided)
+            builder.call(masked_store, [x, builder.gep(dst_ptr, [first]), align, store_mask])
+        return context.get_dummy_value()
+
+    return types.none(src, src_start, step, count, dst, dst_start, width), codegen
+
+
+@intrinsic
+def transpose_into(typingctx, src, src_start, ld, count, dst, dst_start, dst_step, stored):
+    """dst[dst_start + k·dst_step + j] = src[src_start + j·ld + k] if j < count else 0, for k < W, j < stored.
+
+    W is the target's vector width in elements (16 float32 on AVX-512, 8 on AVX2, 4 on SSE): W rows of W
+    contiguous elements are loaded (rows past count are zero), transposed in registers, and stored as W
+    vectors. The transpose swaps one bit of the row index with the same bit of the lane index per stage, for
+    the bits d = 1, 2, 4, …: rows a and a + d (bit d of a clear) become
+        row a:     lane l ← row a lane l       if bit d of l is clear, else row a + d lane l − d
+        row a + d: lane l ← row a lane l + d   if bit d of l is clear, else row a + d lane l
+    so log2(W) stages of W shuffles each; packing a transposed operand this way beats W-lane gathers."""
+    _check_float_array("transpose_into", dst)
+
+    def codegen(context, builder, sig, args):
+        src_arr, src_start, ld, count, dst_arr, dst_start, dst_step, stored = args
+        elem = context.get_data_type(sig.args[4].dtype)
+        size = context.get_abi_sizeof(elem)
+        vec, _, masked_load, masked_store, _ = _vector_ops(context, builder, elem)
+        width = vec.count
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        src_ptr = builder.gep(context.make_array(sig.args[0])(context, builder, src_arr).data, [src_start])
+        dst_ptr = builder.gep(context.make_array(sig.args[4])(context, builder, dst_arr).data, [dst_start])
+        zero = ir.Constant(vec, [ir.Constant(elem, 0.0)] * width)
+        align = ir.Constant(i32, size)
+        rows = []
+        for j in range(width):
+            inside = _splat(builder, builder.icmp_signed("<", ir.Constant(i64, j), count), width)
+            row = builder.gep(src_ptr, [builder.mul(ir.Constant(i64, j), ld)])
+            rows.append(builder.call(masked_load, [row, align, inside, zero]))
+        d = 1
+        while d < width:
+            for a in range(width):
+                if a & d:
+                    continue
+                low = [l if not l & d else width + l - d for l in range(width)]
+                high = [l + d if not l & d else width + l for l in range(width)]
+                rows[a], rows[a + d] = (
+                    builder.shuffle_vector(rows[a], rows[a + d], ir.Constant(ir.VectorType(i32, width), low)),
+                    builder.shuffle_vector(rows[a], rows[a + d], ir.Constant(ir.VectorType(i32, width), high)))
+            d *= 2
+        lanes = ir.Constant(ir.VectorType(i64, width), list(range(width)))
+        store_mask = builder.icmp_signed("<", lanes, _splat(builder, stored, width))
+        for k in range(width):
+            dst = builder.gep(dst_ptr, [builder.mul(ir.Constant(i64, k), dst_step)])
+            builder.call(masked_store, [rows[k], dst, align, store_mask])
+        return context.get_dummy_value()
+
+    return types.none(src, src_start, ld, count, dst, dst_start, dst_step, stored), codegen

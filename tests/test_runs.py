@@ -1,0 +1,92 @@
+"""Run folders are never lost: a run is not overwritten without --overwrite, default folders get a fresh
+suffix, a second process cannot write into a folder in use, an unwritable folder fails before any training,
+and Ctrl-C keeps the last whole epoch and prints the --resume command."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from ninx import checkpoint
+from ninx.cli import main
+
+SMOKE = ["train", "--model", "nin-digits", "--data", "digits", "--batch-size", "16", "--limit-batches", "2"]
+
+
+def epochs_in(out):
+    return [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_default_run_folders_get_a_fresh_suffix(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        assert main(SMOKE + ["--epochs", "1"]) == 0
+    first_lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("run folder")]
+    folders = [os.path.join("runs", "digits-nin-digits"), os.path.join("runs", "digits-nin-digits-2")]
+    assert [line.split(":")[0] for line in first_lines] == ["run folder " + folder for folder in folders]
+    assert all(epochs_in(tmp_path / folder) == [1] for folder in folders)
+
+
+def test_a_folder_holding_a_run_is_refused_unless_resumed_or_overwritten(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(SMOKE + ["--epochs", "1", "--out", str(out)]) == 0
+    before = (out / "checkpoint.npz").read_bytes()
+    assert main(SMOKE + ["--epochs", "2", "--out", str(out)]) == 1
+    assert f"{out} holds a run already: continue it with --resume, replace it with --overwrite" in \
+        capsys.readouterr().err
+    assert (out / "checkpoint.npz").read_bytes() == before
+    assert main(SMOKE + ["--epochs", "2", "--out", str(out), "--overwrite"]) == 0
+    assert epochs_in(out) == [1, 2]
+    assert checkpoint.load(str(out / "checkpoint.npz"))["meta"]["config"]["epochs"] == 2
+
+
+@pytest.mark.parametrize("where", ["inside a file", "read-only folder"])
+def test_an_unwritable_run_folder_fails_before_any_training(tmp_path, capsys, where):
+    if where == "inside a file":
+        (tmp_path / "file").write_text("")
+        out = tmp_path / "file" / "run"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders")
+        out = tmp_path / "locked"
+        out.mkdir()
+        out.chmod(0o555)
+    assert main(SMOKE + ["--epochs", "1", "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert f"cannot write to run folder {out}" in captured.err
+    assert captured.out == ""  # not one epoch was trained
+
+
+def start_run(out, cwd):
+    """`ninx train` in a process of its own, with stdout and stderr piped (not terminals)."""
+    return subprocess.Popen([sys.executable, "-m", "ninx"] + SMOKE + ["--limit-batches", "1", "--epochs", "100000",
+                                                                     "--out", str(out)],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_second_process_is_kept_out_and_ctrl_c_keeps_a_whole_epoch(tmp_path, capsys):
+    out = tmp_path / "run"
+    first = start_run(out, tmp_path)
+    try:
+        lines = [first.stdout.readline() for _ in range(3)]
+        assert lines[2].startswith("epoch   1/100000"), lines
+        # this test's process is the second writer: every way into the folder is refused while it is in use
+        for extra in (["--overwrite"], ["--resume"]):
+            assert main(["train", "--out", str(out)] + extra) == 1
+            error = capsys.readouterr().err
+            assert f"{out} is in use by another `ninx train` (process {first.pid})" in error
+        first.send_signal(signal.SIGINT)
+        rest, errors = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert first.returncode == 130
+    saved = epochs_in(out)
+    assert errors.splitlines() == [f"ninx train: interrupted; {out} keeps epoch {saved[-1]}. Continue with: "
+                                   f"ninx train --out {out} --resume"]  # one line, no traceback, no progress bar
+    epoch_lines = [line for line in (lines + rest.splitlines()) if line.startswith("epoch")]
+    assert len(epoch_lines) == len(saved)  # one line per epoch, and every epoch printed was saved whole
+    state = checkpoint.load(str(out / "checkpoint.npz"))
+    assert [row["epoch"] for row in state["meta"]["history"]] == saved
+    assert not [name for name in os.listdir(out) if name.endswith(".tmp")]
