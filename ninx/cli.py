@@ -48,11 +48,14 @@ def number(key):
 
     def parse(text):
         try:
-            return check_number(key, kind(text))
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e) if "must be" in str(e) else
-                                             f"must be {'an integer' if kind is int else 'a number'}, "
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, "
                                              f"got {text!r}") from None
+        try:
+            return check_number(key, value)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
     return parse
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ninx import checkpoint
+from ninx import checkpoint, training
 from ninx.cli import main
 
 SMOKE = ["train", "--model", "nin-digits", "--data", "digits", "--batch-size", "16", "--limit-batches", "2"]
@@ -57,6 +57,20 @@ def test_an_unwritable_run_folder_fails_before_any_training(tmp_path, capsys, wh
     captured = capsys.readouterr()
     assert f"cannot write to run folder {out}" in captured.err
     assert captured.out == ""  # not one epoch was trained
+
+
+def test_ctrl_c_before_the_first_epoch_leaves_an_overwritten_run_as_it_was(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    assert main(SMOKE + ["--epochs", "1", "--out", str(out)]) == 0
+    before = {name: (out / name).read_bytes() for name in ("checkpoint.npz", "metrics.jsonl", "curves.png")}
+
+    def ctrl_c(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train_epoch", ctrl_c)  # Ctrl-C during the new run's first epoch
+    assert main(SMOKE + ["--epochs", "3", "--out", str(out), "--overwrite"]) == 130
+    assert capsys.readouterr().err == f"ninx train: interrupted before this run saved an epoch; {out} is as it was\n"
+    assert {name: (out / name).read_bytes() for name in before} == before
 
 
 def start_run(out, cwd):

@@ -42,9 +42,9 @@ def load_digits(path=PATH):
         table = np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=2)
     except ValueError as e:
         raise ValueError(f"{path}: not a digits table ({e})") from None
-    if table.shape[1] != 65 or len(table) < 5 or table.min() < 0 or table[:, :64].max() > 16 or table[:, 64].max() > 9:
-        raise ValueError(f"{path}: expected lines of 64 pixel values 0–16 and a label 0–9 (at least 5 lines), "
-                         f"got a table of shape {table.shape}")
+    if table.shape[1] != 65 or len(table) < 2 or table.min() < 0 or table[:, :64].max() > 16 or table[:, 64].max() > 9:
+        raise ValueError(f"{path}: expected lines of 64 pixel values 0–16 and a label 0–9 (at least 2 lines, so "
+                         f"that both splits hold one), got a table of shape {table.shape}")
     images = (table[:, :64].reshape(-1, 1, 8, 8) / 16).astype(np.float32)
     labels = table[:, 64]
     train, test = split_indices(labels)
