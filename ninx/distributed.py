@@ -29,6 +29,7 @@ nothing of ninx at the top.
 """
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -36,6 +37,9 @@ import numpy as np
 SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")                    # Open MPI; MPICH's Hydra, Intel MPI
 LOCAL_SIZE_VARIABLES = ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS")
 
+# A failing rank waits this long between printing its traceback and aborting: the abort makes mpiexec kill
+# every process at once, output it has not yet forwarded included.
+ABORT_GRACE_S = 0.5
 BUCKET_BYTES = 25 * 2**20  # gradients travel in buckets of about this size (DDP's default bucket_cap_mb)
 
 _state = {"initialized": False, "comm": None, "MPI": None}  # comm stays None in a world of one process
@@ -104,6 +108,7 @@ def _abort_on_uncaught_exception(comm):
         sys.stderr.write(f"ninx.distributed: rank {comm.Get_rank()} failed; aborting all "
                          f"{comm.Get_size()} ranks\n")
         sys.stderr.flush()
+        time.sleep(ABORT_GRACE_S)
         comm.Abort(1)
 
     sys.excepthook = hook
@@ -185,6 +190,11 @@ def all_reduce_gradients(model, bucket_bytes=BUCKET_BYTES):
 
     A parameter that got no gradient on some rank counts as zero there; one that got none on any rank keeps
     `.grad = None`, as it would in one process.
+
+    The buckets go after backward, not during it (DDP starts each one as backward fills it): ranks on one node
+    reduce the NiN-CIFAR-10's 0.97 M gradients in about 1 ms, well under 1% of its step on 2 cores; MPICH
+    advances a non-blocking `Iallreduce` only inside MPI calls (or on a progress thread that would take a
+    core from Numba), so starting early would buy nothing measurable here.
     """
     from .tensor import Tensor  # here, not at the top: see the module's docstring
     comm = _comm("all_reduce_gradients")
