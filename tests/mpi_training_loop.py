@@ -45,15 +45,18 @@ def nin_without_dropout():
 
 
 def batchnorm_net():
-    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.GlobalAvgPool2d(),
-                         nn.Flatten(), nn.Linear(8, 10))
+    """A conv, a BatchNorm and a linear layer, plus a parameter that no step uses (it gets no gradient)."""
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.GlobalAvgPool2d(),
+                        nn.Flatten(), nn.Linear(8, 10))
+    net.register_parameter("unused", nn.Parameter(ninx.randn(3)))
+    return net
 
 
 def fingerprint(tensors):
     return hashlib.sha256(b"".join(np.ascontiguousarray(t.numpy()).tobytes() for t in tensors)).hexdigest()
 
 
-def train(model, dataset, batch, epochs, on_step=None):
+def train(model, dataset, batch, epochs, bucket_bytes=dist.BUCKET_BYTES, on_step=None):
     """The loop of the module docstring of ninx.distributed; returns the loss of every step, averaged over
     all ranks' samples."""
     sampler = DistributedSampler(dataset, shuffle=True, seed=0)
@@ -69,7 +72,7 @@ def train(model, dataset, batch, epochs, on_step=None):
             optimizer.zero_grad()
             loss = cross_entropy(model(images), labels)
             loss.backward()
-            dist.all_reduce_gradients(model)
+            dist.all_reduce_gradients(model, bucket_bytes)
             optimizer.step()
             losses.append(float(dist.all_reduce(np.array([loss.item()]))[0]) / dist.world_size())
     return losses
@@ -81,13 +84,14 @@ def main(mode, *args):
     if mode == "train":
         out, batch, epochs = args[0], int(args[1]), int(args[2])
         nin, bn_net = nin_without_dropout(), batchnorm_net()
-        losses = train(nin, synthetic_digits(), batch, epochs)
+        losses = train(nin, synthetic_digits(), batch, epochs, bucket_bytes=16 * 1024)  # about ten buckets
         train(bn_net, synthetic_digits(), batch, 1)
         import numba
         report = {"world_size": dist.world_size(), "threads": numba.config.NUMBA_NUM_THREADS,
                   "mpi_imported": "mpi4py" in sys.modules, "losses": losses,
                   "parameters": fingerprint(nin.parameters()), "bn_parameters": fingerprint(bn_net.parameters()),
-                  "bn_running_mean": bn_net[1].running_mean.numpy().tolist()}
+                  "bn_running_mean": bn_net[1].running_mean.numpy().tolist(),
+                  "unused_grad_is_none": bn_net.unused.grad is None}
         with open(os.path.join(out, f"rank{dist.rank()}.json"), "w") as f:
             json.dump(report, f)
     elif mode in ("die", "raise"):

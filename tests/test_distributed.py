@@ -128,6 +128,7 @@ def test_ranks_hold_bit_identical_parameters_and_their_own_batchnorm_statistics(
     assert rank0["parameters"] == rank1["parameters"]
     assert rank0["bn_parameters"] == rank1["bn_parameters"]
     assert rank0["bn_running_mean"] != rank1["bn_running_mean"]  # each rank normalised its own batches
+    assert rank0["unused_grad_is_none"] and rank1["unused_grad_is_none"]
 
 
 @needs_mpi
