@@ -77,9 +77,10 @@ def init():
     """Join the processes mpiexec started; a no-op after the first call. Without a launcher, or with one
     process, the world is this process alone and mpi4py is not imported.
 
-    From here on an uncaught exception in any rank aborts every rank (`MPI_Abort`): otherwise the others
+    From here on an uncaught exception in any rank aborts every rank (see `abort`): otherwise the others
     would wait in their next collective for ever, because the failed rank's interpreter waits in MPI's
-    finalisation instead of exiting. A rank that exits or is killed is handled by mpiexec, which ends the rest.
+    finalisation instead of exiting. A rank that dies (killed, or `os._exit`) is handled by mpiexec, which
+    ends the rest.
     """
     if _state["initialized"]:
         return
@@ -107,11 +108,23 @@ def _abort_on_uncaught_exception(comm):
         previous(kind, value, traceback)
         sys.stderr.write(f"ninx.distributed: rank {comm.Get_rank()} failed; aborting all "
                          f"{comm.Get_size()} ranks\n")
-        sys.stderr.flush()
-        time.sleep(ABORT_GRACE_S)
-        comm.Abort(1)
+        abort(1)
 
     sys.excepthook = hook
+
+
+def abort(status=1):
+    """End every rank now, with exit status `status` (`MPI_Abort`); in a world of one, do nothing and let
+    the caller exit as usual. For a rank that must stop while the others go on: one that leaves through
+    `sys.exit` or by returning an error status waits in MPI's finalisation, the others in their next
+    collective, and the job hangs."""
+    comm = _state["comm"]
+    if comm is None:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    time.sleep(ABORT_GRACE_S)
+    comm.Abort(status)
 
 
 def is_initialized():

@@ -5,6 +5,7 @@
                              data with per-rank batch BATCH; rank r writes OUT/rank<r>.json
     die                      rank 1 leaves with os._exit(1) in its second step
     raise                    rank 1 raises in its second step
+    abort                    rank 1 calls ninx.distributed.abort(3) in its second step
 
 Each rank seeds its own initial weights differently (manual_seed(rank)), so equal parameters at the end show
 that broadcast_parameters and all_reduce_gradients did their work.
@@ -94,11 +95,14 @@ def main(mode, *args):
                   "unused_grad_is_none": bn_net.unused.grad is None}
         with open(os.path.join(out, f"rank{dist.rank()}.json"), "w") as f:
             json.dump(report, f)
-    elif mode in ("die", "raise"):
+    elif mode in ("die", "raise", "abort"):
         def fail_on_rank1(step):
             if dist.rank() == 1 and step == 1:
                 if mode == "die":
                     os._exit(1)
+                if mode == "abort":
+                    print("rank 1 stops on purpose", flush=True)
+                    dist.abort(3)
                 raise RuntimeError("rank 1 fails on purpose")
         train(batchnorm_net(), synthetic_digits(), 8, 1000, on_step=fail_on_rank1)
         print("rank", dist.rank(), "finished all epochs", flush=True)

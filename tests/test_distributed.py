@@ -64,6 +64,7 @@ def test_one_process_is_a_world_of_one():
     assert (distributed.world_size(), distributed.rank()) == (1, 0)
     sampler = DistributedSampler(range(6), shuffle=False)
     assert (sampler.num_replicas, sampler.rank, list(sampler)) == (1, 0, list(range(6)))
+    assert distributed.abort(1) is None  # nothing to abort: the caller exits as it would anyway
 
 
 def test_loader_batches_in_the_sampler_order():
@@ -160,3 +161,10 @@ def test_an_uncaught_exception_in_one_rank_aborts_every_rank():
     assert status != 0, output
     assert "rank 1 fails on purpose" in output and "aborting all 2 ranks" in output
     assert "finished all epochs" not in output
+
+
+@needs_mpi
+def test_abort_ends_every_rank_with_its_status():
+    status, output = launch(["abort"], timeout=60)
+    assert status == 3, output
+    assert "rank 1 stops on purpose" in output and "finished all epochs" not in output
