@@ -1,7 +1,10 @@
 """ninx: a deep-learning framework written from scratch — tensors, autograd, and its own Numba and CUDA
 kernels — built to train Network-in-Network models and to show what each layer costs."""
 import ninx_kernels  # noqa: F401  (fixes Numba's code generation before numba is imported)
-import numpy as np
+from .distributed import set_threads_per_rank  # noqa: E402
+
+set_threads_per_rank()  # before numba is imported: each rank mpiexec started gets its share of the cores
+import numpy as np  # noqa: E402
 
 from . import methods  # noqa: E402,F401  (installs the Tensor's operators and methods)
 from . import data, models, nn, optim  # noqa: E402
