@@ -85,7 +85,7 @@ def one_by_one(args):
     c, out, size = args.in_channels, args.out_channels, args.size
     conv, per_pixel = nn.Conv2d(c, out, 1), PerPixelLinear(c, out)
     per_pixel.load_state_dict({"linear.weight": conv.weight.reshape(out, c), "linear.bias": conv.bias})
-    x = tensor(np.random.default_rng(args.seed).standard_normal((2, c, size, size)))
+    x = tensor(np.random.default_rng(args.seed).standard_normal((2, c, size, size)), dtype=np.float32)
     with no_grad():
         difference = np.abs(conv(x).numpy() - per_pixel(x).numpy()).max()
     table = _compare(f"1×1 convolution = a fully connected layer at each pixel ({c} → {out} channels, {size}×{size})",

@@ -114,7 +114,7 @@ def test_a_torchvision_layout_state_dict_round_trips_through_safetensors(tmp_pat
     ninx.manual_seed(2)
     target = get_model("mobilenet_v2", num_classes=10)
     target.load_state_dict(ninx.load(path))
-    x = ninx.tensor(np.random.default_rng(0).standard_normal((1, 3, 32, 32)))
+    x = ninx.tensor(np.random.default_rng(0).standard_normal((1, 3, 32, 32)), dtype=np.float32)
     np.testing.assert_array_equal(target.eval()(x).numpy(), source.eval()(x).numpy())
 
 
@@ -124,12 +124,12 @@ def test_small_variants_train_a_step_on_28x28_and_8x8_images(name):
     ninx.manual_seed(0)
     model = get_model(name, num_classes=10, in_channels=1)
     for side in (28, 8):
-        x = ninx.tensor(np.random.default_rng(side).standard_normal((3, 1, side, side)))
+        x = ninx.tensor(np.random.default_rng(side).standard_normal((3, 1, side, side)), dtype=np.float32)
         loss = nn.functional.cross_entropy(model.train()(x), np.array([0, 1, 2]))
         model.zero_grad()
         loss.backward()
         assert all(p.grad is not None and np.isfinite(p.grad.numpy()).all() for p in model.parameters())
-    assert model.eval()(ninx.tensor(np.zeros((2, 1, 28, 28)))).shape == (2, 10)
+    assert model.eval()(ninx.tensor(np.zeros((2, 1, 28, 28)), dtype=np.float32)).shape == (2, 10)
 
 
 @pytest.mark.parametrize("name, side", [("mobilenet_v2", 32), ("mobilenet_v1", 32), ("efficientnet_b0", 32),
@@ -137,7 +137,7 @@ def test_small_variants_train_a_step_on_28x28_and_8x8_images(name):
 def test_full_size_models_run_forward_and_backward_at_a_small_input(name, side):
     ninx.manual_seed(0)
     model = get_model(name, num_classes=5)
-    x = ninx.tensor(np.random.default_rng(0).standard_normal((2, 3, side, side)))
+    x = ninx.tensor(np.random.default_rng(0).standard_normal((2, 3, side, side)), dtype=np.float32)
     model.eval()(x).sum().backward()
     assert model.features[0][0].weight.grad is not None if hasattr(model, "features") else \
         model.conv1.conv.weight.grad is not None
@@ -147,15 +147,16 @@ def test_googlenet_returns_auxiliary_logits_in_training_and_transforms_its_input
     ninx.manual_seed(0)
     model = googlenet(num_classes=4, aux_logits=True)
     x = np.random.default_rng(0).standard_normal((2, 3, 64, 64))
-    out = model.train()(ninx.tensor(x))
+    out = model.train()(ninx.tensor(x, dtype=np.float32))
     assert [t.shape for t in out] == [(2, 4)] * 3 and out._fields == ("logits", "aux_logits2", "aux_logits1")
-    assert model.eval()(ninx.tensor(x)).shape == (2, 4)
+    assert model.eval()(ninx.tensor(x, dtype=np.float32)).shape == (2, 4)
     transformed = GoogLeNet(num_classes=4, transform_input=True)
     plain = GoogLeNet(num_classes=4)
     plain.load_state_dict(transformed.state_dict())
     std, mean = np.array([0.229, 0.224, 0.225]), np.array([0.485, 0.456, 0.406])
     by_hand = x * (std / 0.5).reshape(1, 3, 1, 1) + ((mean - 0.5) / 0.5).reshape(1, 3, 1, 1)
-    np.testing.assert_allclose(transformed.eval()(ninx.tensor(x)).numpy(), plain.eval()(ninx.tensor(by_hand)).numpy(),
+    np.testing.assert_allclose(transformed.eval()(ninx.tensor(x, dtype=np.float32)).numpy(),
+                               plain.eval()(ninx.tensor(by_hand, dtype=np.float32)).numpy(),
                                rtol=1e-4, atol=1e-6)
 
 

@@ -19,7 +19,7 @@ def small_model():
 
 def test_a_state_dict_round_trips_in_order_with_its_metadata(tmp_path):
     model = small_model()
-    model.train()(ninx.tensor(np.random.default_rng(0).standard_normal((5, 2, 6, 6))))  # move the running stats
+    model.train()(ninx.tensor(np.random.default_rng(0).standard_normal((5, 2, 6, 6)), dtype=np.float32))  # move the running stats
     path = tmp_path / "model.safetensors"
     ninx.save(model.state_dict(), path, metadata={"model": "tiny", "epochs": "3"})
     loaded = ninx.load(path)
@@ -32,7 +32,7 @@ def test_a_state_dict_round_trips_in_order_with_its_metadata(tmp_path):
     fresh = small_model()
     nn.init.zeros_(fresh[0].weight)
     fresh.load_state_dict(loaded)
-    x = ninx.tensor(np.ones((1, 2, 6, 6)))
+    x = ninx.tensor(np.ones((1, 2, 6, 6)), dtype=np.float32)
     np.testing.assert_array_equal(fresh.eval()(x).numpy(), model.eval()(x).numpy())
 
 

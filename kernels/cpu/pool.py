@@ -103,8 +103,9 @@ def max_pool2d_backward(gy, argmax, g):
     """Each output gradient goes to the input position its window took the maximum from."""
     n, c, h, w = g.input_shape
     gx = np.empty((n * c, h * w), dtype=gy.dtype)
-    _max_pool_backward(np.ascontiguousarray(gy).reshape(n * c, -1), np.ascontiguousarray(argmax).reshape(n * c, -1),
-                       gx)
+    pooled = g.oh * g.ow  # explicit, not -1: an empty batch has no size to infer
+    _max_pool_backward(np.ascontiguousarray(gy).reshape(n * c, pooled),
+                       np.ascontiguousarray(argmax).reshape(n * c, pooled), gx)
     return gx.reshape(g.input_shape)
 
 
