@@ -5,6 +5,7 @@ import re
 import shlex
 import sys
 
+from . import distributed, explain
 from .data import DATASETS
 from .models import MODELS
 
@@ -103,7 +104,7 @@ def add_train_parser(commands):
 def add_eval_parser(commands):
     p = commands.add_parser("eval", help="accuracy and confusion matrix of a saved checkpoint",
                             description="Evaluate a checkpoint on a test split: accuracy and confusion matrix.")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz written by `ninx train`")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz or model.safetensors written by `ninx train`")
     p.add_argument("--data", choices=list(DATASETS), help="data set (default: the one it was trained on)")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
     p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
@@ -144,6 +145,8 @@ def parse_args(argv):
     add_eval_parser(commands)
     add_summary_parser(commands)
     add_bench_parser(commands)
+    add_export_parser(commands)
+    explain.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -211,11 +214,15 @@ def resume(out, given):
 
 def run_train(args):
     """`ninx train`; returns the exit status (130 after Ctrl-C). Everything that can be checked — options,
-    data files, the run folder — is checked before the first epoch starts."""
-    from . import runs
+    data files, the run folder — is checked before the first epoch starts. Under `mpiexec -n K` the K ranks
+    train data-parallel; only rank 0 claims and writes the run folder and prints."""
+    from . import distributed, runs
     from .data import locate_dataset
     from .recipes import describe
     from .training import Interrupted, fit
+    distributed.init()
+    if distributed.rank() != 0:
+        return run_train_rank(args)
     given = given_options(args)
     if args.resume:
         if args.out is None:
@@ -225,6 +232,8 @@ def run_train(args):
         config = new_config(given)
         files = locate_dataset(config["data"], config["data_dir"])
         out, lock = claim_run(args, config)
+    if distributed.world_size() > 1:
+        print(f"data-parallel on {distributed.world_size()} processes: --batch-size is per process")
     with lock:  # closing the lock file lets the next process in
         if args.resume:
             resumed = resume(out, given)
@@ -246,6 +255,58 @@ def run_train(args):
             return 130
     print(f"test accuracy: {history[-1]['test_acc']:.4f}")
     return 0
+
+
+def run_train_rank(args):
+    """A rank other than 0 of a data-parallel `ninx train`: the same configuration, and no output at all."""
+    from .data import locate_dataset
+    from .training import fit, load_run
+    given = given_options(args)
+    if args.resume:
+        from .runs import CHECKPOINT
+        state = load_run(os.path.join(args.out, CHECKPOINT))
+        config = {**state["meta"]["config"], **given}
+        if len(state["meta"]["history"]) >= config["epochs"]:
+            return 0
+    else:
+        state, config = None, new_config(given)
+    fit(config, args.out, locate_dataset(config["data"], config["data_dir"]), state, log=lambda line: None)
+    return 0
+
+
+def add_export_parser(commands):
+    p = commands.add_parser("export", help="write a trained model as ONNX, checked by onnx.checker",
+                            description="Export a run's model (checkpoint.npz or model.safetensors) to ONNX, with a "
+                                        "dynamic batch size; its input is normalised as in training (mean and "
+                                        "std are in the file's metadata).")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint.npz or model.safetensors written by `ninx train`")
+    p.add_argument("--model", choices=list(MODELS), help="the architecture (default: the one the run trained)")
+    p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=number("opset"), default=17, help="ONNX opset (default 17)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+
+def run_export(args):
+    import json
+
+    import numpy as np
+
+    from . import onnx
+    from .training import load_weights, load_weights_file, make_model
+    if os.path.exists(args.out) and not args.overwrite:
+        raise FileExistsError(f"{args.out} exists: replace it with --overwrite, or choose another --out")
+    weights, config, normalize = load_weights_file(args.checkpoint)
+    if args.model and args.model != config["model"]:
+        raise ValueError(f"{args.checkpoint} holds a {config['model']!r} model, not {args.model!r}")
+    model = make_model(dict(config, device="cpu"))
+    load_weights(model, weights, args.checkpoint, config["model"])
+    info = DATASETS[config["data"]]
+    side = info.size * config["upscale"]  # the images the model trained on
+    shape = (1, info.channels, side, side)
+    proto = onnx.export(model, np.zeros(shape, np.float32), args.out, opset=args.opset, overwrite=args.overwrite,
+                        metadata={"ninx.model": config["model"], "ninx.normalize": json.dumps(normalize)})
+    print(f"wrote {args.out}: {config['model']} for input (N, {', '.join(map(str, shape[1:]))}), "
+          f"{len(proto.graph.node)} nodes, opset {args.opset}")
 
 
 def run_eval(args):
@@ -283,9 +344,11 @@ def main(argv=None):
     """Entry point of the `ninx` command; returns the exit status (1 for a user error, 130 after Ctrl-C)."""
     args = parse_args(argv)
     try:
-        status = {"train": run_train, "eval": run_eval, "summary": run_summary, "bench": run_bench}[args.command](args)
+        status = {"train": run_train, "eval": run_eval, "summary": run_summary, "bench": run_bench,
+                  "export": run_export, "explain": explain.run}[args.command](args)
     except user_errors() as e:
         print(f"ninx {args.command}: error: {e}", file=sys.stderr)
+        distributed.abort(1)  # under mpiexec the other ranks would wait for this one for ever
         return 1
     except KeyboardInterrupt:
         print(f"ninx {args.command}: interrupted", file=sys.stderr)

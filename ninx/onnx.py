@@ -256,10 +256,11 @@ def _trace(model, example_input):
 
 
 def export(model, example_input, path, opset=17, input_name="input", output_name="output", dynamic_batch=True,
-           overwrite=False):
+           overwrite=False, metadata=None):
     """Write `model` as an ONNX graph to `path` (weights as initializers); returns the onnx ModelProto.
 
-    An existing file is replaced only with overwrite=True, and then atomically."""
+    `metadata` ({str: str}) goes into the model's metadata_props. An existing file is replaced only with
+    overwrite=True, and then atomically."""
     import onnx
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"ONNX export: {path} exists; pass overwrite=True to replace it")
@@ -294,6 +295,7 @@ def export(model, example_input, path, opset=17, input_name="input", output_name
     proto = onnx.helper.make_model(onnx.helper.make_graph(graph.nodes, type(model).__name__, inputs, outputs,
                                                           initializers),
                                    opset_imports=[onnx.helper.make_opsetid("", opset)], producer_name="ninx")
+    onnx.helper.set_model_props(proto, dict(metadata or {}))
     onnx.checker.check_model(proto, full_check=True)
     with atomic_open(path) as f:
         f.write(proto.SerializeToString())

@@ -16,6 +16,7 @@ import tempfile
 import threading
 
 CHECKPOINT, METRICS, CURVES, LOCK = "checkpoint.npz", "metrics.jsonl", "curves.png", ".lock"
+WEIGHTS = "model.safetensors"  # the model alone, for PyTorch, onnxruntime or `ninx eval` (see ninx.serialization)
 
 
 class RunInUse(OSError):

@@ -19,7 +19,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from . import checkpoint
+from . import checkpoint, distributed, serialization
 from .atomic import atomic_open
 from .autograd import no_grad
 from .curves import plot_curves
@@ -31,7 +31,7 @@ from .optim import SGD, Adam
 from .optim.lr_scheduler import CosineAnnealingLR
 from .random import get_state, manual_seed, set_state
 from .recipes import KEYS as RECIPE_KEYS
-from .runs import CHECKPOINT, CURVES, METRICS, deferred_interrupt
+from .runs import CHECKPOINT, CURVES, METRICS, WEIGHTS, deferred_interrupt
 
 DATA_STREAM = 1  # the data-order generator is seeded with (DATA_STREAM, seed), apart from ninx's generator
 
@@ -44,7 +44,8 @@ NUMBERS = {"epochs": (int, 1, None, False), "batch_size": (int, 1, None, False),
            "limit_batches": (int, 1, None, False), "seed": (int, 0, None, False),
            "upscale": (int, 1, 16, False),  # 16× already makes 32×32 images 512×512
            "lr": (float, 0.0, None, True), "weight_decay": (float, 0.0, None, False),
-           "num_classes": (int, 1, None, False)}  # `ninx summary`'s
+           "num_classes": (int, 1, None, False),  # `ninx summary`'s
+           "opset": (int, 13, None, False)}  # `ninx export`'s: the mapped ops need opset 13 or later
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -133,16 +134,19 @@ class Diverged(ValueError):
 
 def train_epoch(model, loader, optimizer, limit, desc):
     """One pass over (at most `limit` batches of) `loader`. On a terminal, a tqdm bar on stderr shows loss,
-    accuracy and img/s; elsewhere (a log file, a pipe) there is no bar, only the caller's line per epoch."""
+    accuracy and img/s; elsewhere (a log file, a pipe) there is no bar, only the caller's line per epoch.
+    Under mpiexec the gradients are averaged over the ranks before each step, and the returned figures are
+    the whole world's."""
     model.train()
     total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
     bar = tqdm(total=min(len(loader), limit or len(loader)), desc=desc, unit="batch", file=sys.stderr, leave=False,
-               disable=not sys.stderr.isatty())
+               disable=not sys.stderr.isatty() or distributed.rank() != 0)
     for batch, (images, labels) in enumerate(itertools.islice(loader, limit), 1):
         optimizer.zero_grad()
         logits = model(images)
         loss = cross_entropy(logits, labels)
         loss.backward()
+        distributed.all_reduce_gradients(model)
         optimizer.step()
         n, value = len(labels), loss.item()
         if not math.isfinite(value):
@@ -158,6 +162,7 @@ def train_epoch(model, loader, optimizer, limit, desc):
                         img_s=f"{seen / (time.perf_counter() - start):.0f}", refresh=False)
     bar.close()
     seconds = time.perf_counter() - start
+    total_loss, correct, seen = distributed.all_reduce(np.array([total_loss * 1.0, correct, seen], dtype=np.float64))
     return {"loss": total_loss / seen, "acc": correct / seen, "images_per_s": seen / seconds}
 
 
@@ -175,15 +180,44 @@ def evaluate(model, loader, classes, limit=None):
 
 
 def save_run(out, model, optimizer, scheduler, meta):
-    """Write the run folder after an epoch: checkpoint.npz, metrics.jsonl and curves.png, each atomically, and
-    with Ctrl-C held back until all three are written, so that they always describe the same epoch."""
+    """Write the run folder after an epoch: checkpoint.npz, model.safetensors, metrics.jsonl and curves.png,
+    each atomically, and with Ctrl-C held back until all are written, so that they always describe the same
+    epoch. model.safetensors holds the weights under PyTorch's state-dict names and, in its header, what
+    `ninx eval` and `ninx export` need: the configuration and the input normalisation."""
     with deferred_interrupt():
         checkpoint.save(os.path.join(out, CHECKPOINT), {"model": model.state_dict(), "optim": optimizer.state_dict(),
                                                         "scheduler": scheduler.state_dict(), "meta": meta})
+        serialization.save(model.state_dict(), os.path.join(out, WEIGHTS), weights_metadata(meta), overwrite=True)
         with atomic_open(os.path.join(out, METRICS), "w") as f:
             f.writelines(json.dumps(row) + "\n" for row in meta["history"])
         config = meta["config"]
         plot_curves(meta["history"], os.path.join(out, CURVES), f"{config['model']} on {config['data']}")
+
+
+def weights_metadata(meta):
+    """The safetensors header of a run's model.safetensors: strings, as the format wants."""
+    from . import __version__
+    config = meta["config"]
+    info = DATASETS[config["data"]]
+    return {"ninx.version": __version__, "model": config["model"], "num_classes": str(info.classes),
+            "in_channels": str(info.channels), "epoch": str(len(meta["history"])),
+            "config": json.dumps(config), "normalize": json.dumps(meta["normalize"])}
+
+
+def load_weights_file(path):
+    """(state dict, configuration, normalisation) of a run's checkpoint.npz or model.safetensors; a
+    ValueError naming the file when it is neither."""
+    if str(path).endswith(".safetensors"):
+        header = serialization.metadata(path)
+        try:
+            config, normalize = json.loads(header["config"]), json.loads(header["normalize"])
+        except (KeyError, ValueError):
+            raise ValueError(f"{path}: not a model.safetensors of `ninx train` (no configuration in its header); "
+                             f"load it with ninx.load and model.load_state_dict") from None
+        check_config(config, path)
+        return serialization.load(path), config, normalize
+    state = load_run(path)
+    return state["model"], state["meta"]["config"], state["meta"]["normalize"]
 
 
 def load_run(path):
@@ -216,15 +250,18 @@ def fit(config, out, files, state=None, log=log_line):
     ninx.data.locate_dataset gives them); given `state`, a checkpoint of that run, carry on from where it
     stopped. Logs one line per epoch and returns the metrics history (a list of dicts). Ctrl-C raises
     Interrupted, a NaN or infinite loss Diverged; the folder keeps every epoch finished before either."""
+    distributed.init()
+    world, rank = distributed.world_size(), distributed.rank()
     train_set, test_set = read_dataset(config["data"], files)
     normalize = channel_stats(train_set.images)
     manual_seed(config["seed"])
     model = make_model(config)
     optimizer, scheduler = make_optimizer(config, model)
     data_rng = np.random.default_rng((DATA_STREAM, config["seed"]))
-    device, batch_size = config["device"], config["batch_size"]
-    train_loader = DataLoader(train_set, batch_size, shuffle=True, transform=make_transform(config, normalize, True),
-                              generator=data_rng, device=device)
+    device, batch_size = config["device"], config["batch_size"]  # batch_size is per rank, as in PyTorch's DDP
+    sampler = distributed.DistributedSampler(train_set, seed=config["seed"]) if world > 1 else None
+    train_loader = DataLoader(train_set, batch_size, shuffle=sampler is None, sampler=sampler,
+                              transform=make_transform(config, normalize, True), generator=data_rng, device=device)
     test_loader = DataLoader(test_set, batch_size, transform=make_transform(config, normalize, False), device=device)
     history = []
     if state is not None:
@@ -235,21 +272,28 @@ def fit(config, out, files, state=None, log=log_line):
         data_rng.bit_generator.state = state["meta"]["data_rng"]
         history = state["meta"]["history"]
         log(f"resumed {out} after epoch {len(history)}")
+    distributed.broadcast_parameters(model)  # every rank starts from rank 0's weights
     classes = DATASETS[config["data"]].classes
     try:
         for epoch in range(len(history) + 1, config["epochs"] + 1):
             start = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
+            if world > 1:  # per-epoch seeds: a resumed rank needs nothing saved by the others
+                sampler.set_epoch(epoch)
+                train_loader.generator = np.random.default_rng((DATA_STREAM, config["seed"], rank, epoch))
+                manual_seed((config["seed"], rank, epoch))
             train = train_epoch(model, train_loader, optimizer, config["limit_batches"],
                                 f"epoch {epoch}/{config['epochs']}")
+            scheduler.step()
+            if rank != 0:  # only rank 0 evaluates, writes the run folder and logs
+                continue
             test_loss, test_acc, _ = evaluate(model, test_loader, classes, config["limit_batches"])
             if not math.isfinite(test_loss):  # the epoch's last step can blow the weights up after its loss
                 raise Diverged(f"training diverged: the test loss is {test_loss} after epoch {epoch} (lr {lr:g}); "
                                f"try a lower --lr. The run folder keeps the epochs saved before this one")
-            scheduler.step()
             row = {"epoch": epoch, "train_loss": train["loss"], "train_acc": train["acc"], "test_loss": test_loss,
                    "test_acc": test_acc, "images_per_s": train["images_per_s"],
-                   "seconds": time.perf_counter() - start, "lr": lr}
+                   "seconds": time.perf_counter() - start, "lr": lr, "world_size": world}
             history.append(row)
             save_run(out, model, optimizer, scheduler, {"config": config, "normalize": normalize, "rng": get_state(),
                                                         "data_rng": data_rng.bit_generator.state, "history": history})
@@ -264,16 +308,16 @@ def fit(config, out, files, state=None, log=log_line):
 def evaluate_checkpoint(path, data=None, data_dir=None, device="cpu", batch_size=None, log=log_line):
     """(accuracy, confusion matrix) of the model saved at `path` on the test split of `data`
     (by default the data set it was trained on); logs which files it reads before reading them."""
-    state = load_run(path)
-    config = dict(state["meta"]["config"], device=device)
+    weights, stored, normalize = load_weights_file(path)
+    config = dict(stored, device=device)
     if data or data_dir:  # another data set, or the same one from another folder
         config.update(data=data or config["data"], data_dir=data_dir)
     files = locate_dataset(config["data"], config["data_dir"])
     log(f"evaluating {path} on {config['data']}: reading {', '.join(files)}")
     model = make_model(config)
-    load_weights(model, state["model"], path, config["model"])
+    load_weights(model, weights, path, config["model"])
     _, test_set = read_dataset(config["data"], files)
     loader = DataLoader(test_set, batch_size or config["batch_size"],
-                        transform=make_transform(config, state["meta"]["normalize"], False), device=device)
+                        transform=make_transform(config, normalize, False), device=device)
     _, accuracy, confusion = evaluate(model, loader, DATASETS[config["data"]].classes)
     return accuracy, confusion
