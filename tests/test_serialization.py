@@ -53,9 +53,13 @@ def test_numpy_arrays_save_and_bad_values_or_metadata_are_refused(tmp_path):
     loaded = ninx.load(path)
     assert list(loaded) == ["b", "a"]
     np.testing.assert_array_equal(loaded["b"].numpy(), np.arange(6.0).reshape(2, 3).T)  # a transposed view
+    other = tmp_path / "other.safetensors"
     with pytest.raises(TypeError, match="'w'"):
-        ninx.save({"w": [1, 2]}, path)
+        ninx.save({"w": [1, 2]}, other)
     with pytest.raises(TypeError, match="metadata"):
-        ninx.save({"a": np.zeros(1)}, path, metadata={"epochs": 3})
+        ninx.save({"a": np.zeros(1)}, other, metadata={"epochs": 3})
     with pytest.raises(ValueError, match="ninx.order"):
-        ninx.save({"a": np.zeros(1)}, path, metadata={"ninx.order": "[]"})
+        ninx.save({"a": np.zeros(1)}, other, metadata={"ninx.order": "[]"})
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        ninx.save({"a": np.zeros(1)}, path)  # the file written above is kept
+    assert list(ninx.load(path)) == ["b", "a"]
