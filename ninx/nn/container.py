@@ -19,7 +19,21 @@ def fused_cap(module, following):
     return float("inf") if type(following) is ReLU else 6.0
 
 
-class Sequential(Module):
+class _Modules(Module):
+    """What Sequential and ModuleList share: sub-modules named "0", "1", … in order, sized and iterable."""
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        self.add_module(str(len(self)), module)
+        return self
+
+
+class Sequential(_Modules):
     """Applies its modules in order; indexable (`seq[0]`, `seq[1:]` is a Sequential), iterable, sized."""
 
     def __init__(self, *modules):
@@ -50,18 +64,9 @@ class Sequential(Module):
             return Sequential(OrderedDict(items[index]))
         return items[index][1]
 
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self
 
 
-class ModuleList(Module):
+class ModuleList(_Modules):
     """A list of modules, registered as "0", "1", … so their parameters are found; it has no forward."""
 
     def __init__(self, modules=()):
@@ -82,15 +87,6 @@ class ModuleList(Module):
     def __setitem__(self, index, module):
         self.add_module(self._key(index), module)
 
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self
 
     def extend(self, modules):
         for module in modules:
