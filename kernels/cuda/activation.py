@@ -19,5 +19,5 @@ def relu_backward(device, x, gy, cap=np.inf):
     x, gy = device.xp.ascontiguousarray(x), device.xp.ascontiguousarray(gy)
     gx = device.xp.empty_like(gy)
     SOURCE.each_element(device, "relu_backward", x.dtype, x.size,
-                 (x, gy, x.dtype.type(cap), np.int64(x.size), gx))
+                        (x, gy, x.dtype.type(cap), np.int64(x.size), gx))
     return gx.reshape(shape)

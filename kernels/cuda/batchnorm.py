@@ -36,7 +36,8 @@ def batch_norm_forward(device, x, mean, inv_std, weight, bias):
     x, _, c, plane = _planes(device, x)
     y = device.xp.empty_like(x)
     SOURCE.each_element(device, "batch_norm_forward", x.dtype, x.size,
-                 (x, *_per_channel(device, x.dtype, mean, inv_std, weight, bias), c, plane, np.int64(x.size), y))
+                        (x, *_per_channel(device, x.dtype, mean, inv_std, weight, bias), c, plane,
+                         np.int64(x.size), y))
     return y
 
 

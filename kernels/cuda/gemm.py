@@ -62,5 +62,6 @@ def gemm(device, a, b, out, accumulate=False, bias=None, relu_cap=None):
         np.int32(k), np.int32(batch), np.int32(partial.shape[0]), partial))
     if slices > 1:
         SOURCE.each_element(device, "sum_slices", a.dtype, out.size,
-                     (partial, np.int32(slices), np.int64(out.size), np.int32(m), np.int32(n), c, bias, low, high, out))
+                            (partial, np.int32(slices), np.int64(out.size), np.int32(m), np.int32(n), c, bias, low,
+                             high, out))
     return out

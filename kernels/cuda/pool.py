@@ -11,7 +11,7 @@ def max_pool2d(device, x, g):
     y = device.xp.empty(g.output_shape, dtype=x.dtype)
     argmax = device.xp.empty(g.output_shape, dtype=np.int64)
     SOURCE.each_element(device, "max_pool2d", x.dtype, y.size,
-                 (device.xp.ascontiguousarray(x), *window_args(g), np.int64(y.size), y, argmax))
+                        (device.xp.ascontiguousarray(x), *window_args(g), np.int64(y.size), y, argmax))
     return y, argmax
 
 
@@ -20,8 +20,8 @@ def max_pool2d_backward(device, gy, argmax, g):
     xp = device.xp
     gx = xp.empty(g.input_shape, dtype=gy.dtype)
     SOURCE.each_element(device, "max_pool2d_backward", gy.dtype, gx.size,
-                 (xp.ascontiguousarray(gy), xp.ascontiguousarray(argmax, dtype=np.int64), *window_args(g),
-                  np.int64(gx.size), gx))
+                        (xp.ascontiguousarray(gy), xp.ascontiguousarray(argmax, dtype=np.int64), *window_args(g),
+                         np.int64(gx.size), gx))
     return gx
 
 
@@ -34,14 +34,14 @@ def _average_args(g, count_include_pad, divisor_override):
 def avg_pool2d(device, x, g, count_include_pad=True, divisor_override=0):
     y = device.xp.empty(g.output_shape, dtype=x.dtype)
     SOURCE.each_element(device, "avg_pool2d", x.dtype, y.size,
-                 (device.xp.ascontiguousarray(x), *_average_args(g, count_include_pad, divisor_override),
-                  np.int64(y.size), y))
+                        (device.xp.ascontiguousarray(x), *_average_args(g, count_include_pad, divisor_override),
+                         np.int64(y.size), y))
     return y
 
 
 def avg_pool2d_backward(device, gy, g, count_include_pad=True, divisor_override=0):
     gx = device.xp.empty(g.input_shape, dtype=gy.dtype)
     SOURCE.each_element(device, "avg_pool2d_backward", gy.dtype, gx.size,
-                 (device.xp.ascontiguousarray(gy), *_average_args(g, count_include_pad, divisor_override),
-                  np.int64(gx.size), gx))
+                        (device.xp.ascontiguousarray(gy), *_average_args(g, count_include_pad, divisor_override),
+                         np.int64(gx.size), gx))
     return gx
