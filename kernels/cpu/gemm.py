@@ -13,8 +13,11 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
        masked gathers                                            1 core 98, 103 | 81, 73, 47
   8–10: broadcast A of many blocks packed once, transposed B and
         row-major A packed by register transposes                (NiN 5×5 conv GEMMs 78–85 → 92–95)
- 11: tile and blocks from the target (this file and gemm_ir)     see benchmarks/results/gemm-ladder.md
-numpy.matmul (OpenBLAS, SkylakeX kernel) on Zen 4: about 100 per core, 200 on 2 cores.
+ 11: tile and blocks from the target (`gemm_ir`, `blocking`), on the 2-core Zen 5, 2 cores, ratio to OpenBLAS:
+       AVX-512 (12×32)  410, 435 | 236, 295, 275   0.95, 0.97 | 1.17, 0.95, 1.11
+       AVX2 (6×16, haswell target, vs OpenBLAS Haswell)
+                        231, 239 | 159, 165, 184   0.95, 0.98 | 1.15, 0.84, 1.21
+     (a Zen 3 with the fixed 12×32 tile, which spilled on AVX2: 38, 42 | 25, 32 at 0.27–0.31)
 """
 import math
 import threading
