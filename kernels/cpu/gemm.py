@@ -37,7 +37,8 @@ SERIAL_FLOPS = 2_000_000  # below this much work one thread is faster than wakin
 
 
 class Layout(NamedTuple):
-    """Where an operand's element [i, row, col] lies in its flat base: offset + i·batch_stride + row·… ."""
+    """An operand (batch, rows, cols) in its flat base: element [i, r, c] is
+    base[offset + i·batch_stride + r·row_stride + c·col_stride]; batch is its batch size (Ba or Bb)."""
     offset: int
     row_stride: int
     col_stride: int
