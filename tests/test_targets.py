@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from ninx_kernels import codegen
-from ninx_kernels.target import cache_sizes, host_cpu, target_for
+from ninx_kernels.cpu.gemm_ir import register_tile
+from ninx_kernels.target import Target, cache_sizes, host_cpu, target_for
 
 REPO = Path(__file__).resolve().parents[1]
 X86 = platform.machine().lower() in ("x86_64", "amd64")
@@ -72,6 +73,15 @@ def test_cache_sizes_from_sysfs_and_defaults(tmp_path):
         for field, value in (("level", level), ("type", kind), ("size", size)):
             (folder / field).write_text(f"{value}\n")
     assert cache_sizes(tmp_path) == {"l1d": 48 << 10, "l2": 1 << 20, "l3": 8 << 20}
+
+
+@pytest.mark.parametrize("vector_bytes, registers, fma", [(64, 32, True), (32, 16, True), (16, 16, False),
+                                                        (16, 32, True)])
+def test_register_tile_fits_the_register_file(vector_bytes, registers, fma):
+    """Accumulators, the B vectors of one k step, the broadcast A element and (without FMA) a product fit."""
+    mr, vectors = register_tile(Target("any", "", vector_bytes, registers, fma, 1 << 15, 1 << 20, 1 << 23))
+    assert mr * vectors + vectors + 1 + (not fma) <= registers
+    assert mr >= 4 and vectors >= 1
 
 
 def child_env(choice):

@@ -13,8 +13,11 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
        masked gathers                                            1 core 98, 103 | 81, 73, 47
   8–10: broadcast A of many blocks packed once, transposed B and
         row-major A packed by register transposes                (NiN 5×5 conv GEMMs 78–85 → 92–95)
- 11: tile and blocks from the target (this file and gemm_ir)     see benchmarks/results/gemm-ladder.md
-numpy.matmul (OpenBLAS, SkylakeX kernel) on Zen 4: about 100 per core, 200 on 2 cores.
+ 11: tile and blocks from the target (`gemm_ir`, `blocking`), on the 2-core Zen 5, 2 cores, ratio to OpenBLAS:
+       AVX-512 (12×32)  410, 435 | 236, 295, 275   0.95, 0.97 | 1.17, 0.95, 1.11
+       AVX2 (6×16, haswell target, vs OpenBLAS Haswell)
+                        231, 239 | 159, 165, 184   0.95, 0.98 | 1.15, 0.84, 1.21
+     (a Zen 3 with the fixed 12×32 tile, which spilled on AVX2: 38, 42 | 25, 32 at 0.27–0.31)
 """
 import math
 import threading
@@ -34,7 +37,8 @@ SERIAL_FLOPS = 2_000_000  # below this much work one thread is faster than wakin
 
 
 class Layout(NamedTuple):
-    """Where an operand's element [i, row, col] lies in its flat base: offset + i·batch_stride + row·… ."""
+    """An operand (batch, rows, cols) in its flat base: element [i, r, c] is
+    base[offset + i·batch_stride + r·row_stride + c·col_stride]; batch is its batch size (Ba or Bb)."""
     offset: int
     row_stride: int
     col_stride: int
@@ -57,16 +61,24 @@ class Blocking(NamedTuple):
 
 
 def blocking(itemsize, target=TARGET):
-    """The Blocking for elements of `itemsize` bytes, sized from the target's caches (Goto's rules):
-    - the A micro-panel (MR × kc) stays in L1 while B micro-panels (kc × NR) stream past it: both fit in L1d;
+    """The largest Blocking for elements of `itemsize` bytes, sized from the target's caches (Goto's rules):
+    - the A micro-panel (MR × kc) stays in L1 while B micro-panels stream past it: it takes half of L1d;
     - the A block (mc × kc) takes a quarter of L2;
-    - the B block (kc × nc) takes a sixteenth of L3 (a share of a cache other cores and machines use too).
+    - the B block (kc × nc) takes an eighth of L3 (a share of a cache other cores and machines use too).
     kc is a multiple of 16 (whole register transposes) within [16, 512], mc of MR, nc of NR."""
     nr = tile_columns(itemsize)
-    kc = min(512, max(16, target.l1d // ((MR + nr) * itemsize) // 16 * 16))
+    kc = min(512, max(16, target.l1d // 2 // (MR * itemsize) // 16 * 16))
     mc = max(MR, target.l2 // 4 // (kc * itemsize) // MR * MR)
-    nc = max(nr, target.l3 // 16 // (kc * itemsize) // nr * nr)
+    nc = max(nr, target.l3 // 8 // (kc * itemsize) // nr * nr)
     return Blocking(kc, mc, nc)
+
+
+def _balanced(extent, most, step):
+    """The block size, a multiple of step and at most `most`, that cuts `extent` into the fewest blocks of
+    near-equal size: k = 2048 with kc ≤ 272 gives 8 blocks of 256, not 7 of 272 and one of 144."""
+    pieces = max(1, -(-extent // most))
+    per_piece = -(-extent // pieces)
+    return min(most, -(-per_piece // step) * step)
 
 
 @njit(inline="always")
@@ -280,10 +292,11 @@ def gemm(a, b, out, accumulate=False):
     a_base, a_layout = _flat("a", a, ba)
     b_base, b_layout = _flat("b", b, bb)
     dtype = a.dtype
-    blocks = _blockings[dtype]
+    largest = _blockings[dtype]
+    blocks = Blocking(_balanced(k, largest.kc, 16), _balanced(m, largest.mc, MR), largest.nc)
     threads = numba.get_num_threads()
     workers = 1 if 2 * batch * m * n * k < SERIAL_FLOPS else threads
-    work = _workspace(dtype, blocks, workers)
+    work = _workspace(dtype, largest, workers)
     nr = tile_columns(a.itemsize)
     split_rows = -(-m // MR) > -(-n // nr)
     tiles = -(-m // MR) if split_rows else -(-n // nr)

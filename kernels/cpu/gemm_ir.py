@@ -22,10 +22,17 @@ from numba.extending import intrinsic
 
 from ..target import current
 
+
+
+def register_tile(target):
+    """(MR rows, NR_VECTORS vectors) of the register tile for `target`: accumulators take 3/4 of its registers."""
+    vectors = 2
+    return 3 * target.vector_registers // 4 // vectors, vectors
+
+
 TARGET = current()
 VECTOR_BYTES = TARGET.vector_bytes
-NR_VECTORS = 2  # columns of the register tile, in vectors
-MR = 3 * TARGET.vector_registers // 4 // NR_VECTORS  # rows of the register tile
+MR, NR_VECTORS = register_tile(TARGET)  # rows, and columns in vectors, of the register tile
 
 
 def tile_columns(itemsize):
