@@ -2,7 +2,8 @@
 
 Sections, in order: roof (FMA peak, copy bandwidth), gemm (the GEMM core against numpy.matmul, float32 and
 float64), ops (each op of the small NiN, forward and backward, against PyTorch when importable) and train
-(the whole training step in images/s). Prints a table and writes JSON, Markdown and a roofline PNG to --out,
+(the whole training step in images/s); `--sections gpu` (asked for by name) times the CUDA kernels
+(benchmarks/gpu.py). Prints a table and writes JSON, Markdown and a roofline PNG to --out,
 named with the date, the machine and the target. --quick is a smoke run: batch 2, small GEMMs, few repeats —
 its numbers mean nothing.
 
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 SECTIONS = ("roof", "gemm", "ops", "train")
+GPU_SECTIONS = ("gpu",)  # only when asked for: benchmarks/gpu.py, ninx's CUDA kernels against cuBLAS and cuDNN
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -33,9 +35,9 @@ def parse_args(argv, prog="python -m benchmarks"):
                                          "(default: NINX_CPU_TARGET, else host)")
     args = parser.parse_args(argv)
     args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
-    unknown = set(args.sections) - set(SECTIONS)
+    unknown = set(args.sections) - set(SECTIONS + GPU_SECTIONS)
     if unknown:
-        parser.error(f"unknown sections {sorted(unknown)}; choose from {','.join(SECTIONS)}")
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {','.join(SECTIONS + GPU_SECTIONS)}")
     return args
 
 
@@ -92,6 +94,11 @@ def run(args):
     if "train" in args.sections:
         _log(f"train: the small NiN's training step at batch {batch}")
         results["rows"] += train_step.run(batch, torch, warmup, repeats)
+    if "gpu" in args.sections:
+        from . import gpu
+        _log("gpu: ninx's CUDA kernels against cuBLAS and cuDNN (or, emulated, against the host)")
+        rows, results["gpu"] = gpu.run(args.quick)
+        results["rows"] += rows
     results["machine"] = machine_info()
     if "roof" in results:
         add_roof_fractions(results["rows"], results["roof"])

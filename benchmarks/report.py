@@ -150,7 +150,9 @@ def write(results, out_dir):
     """Write <date>_<machine>[-quick].json/.md/.png under out_dir; return the three paths."""
     os.makedirs(out_dir, exist_ok=True)
     m = results["machine"]
-    stem = f"{m['date'][:10]}_{machine_slug(m)}" + ("-quick" if results["config"]["quick"] else "")
+    gpu = results.get("gpu")
+    device = "_" + "-".join(gpu["name"].lower().replace("(", "").replace(")", "").split()) if gpu else ""
+    stem = f"{m['date'][:10]}_{machine_slug(m)}{device}" + ("-quick" if results["config"]["quick"] else "")
     paths = {ext: os.path.join(out_dir, f"{stem}.{ext}") for ext in ("json", "md", "png")}
     with open(paths["json"], "w") as f:
         json.dump(results, f, indent=1)

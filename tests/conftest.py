@@ -6,6 +6,7 @@ emulation layer is switched on (NINX_CUDA_EMULATE=1, as CI does), and always whe
 """
 import os
 
+import ninx_kernels  # noqa: F401  (fixes Numba's code generation before any test imports numba)
 import pytest
 from hypothesis import HealthCheck, settings
 
