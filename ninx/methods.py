@@ -44,7 +44,7 @@ def _compare(op):
 
 
 def _getitem(self, index):
-    if self.ndim == 0 and index not in ((), Ellipsis, None):
+    if self.ndim == 0 and not (index is Ellipsis or index is None or (isinstance(index, tuple) and not index)):
         raise DimensionError(f"invalid index {index!r} of a 0-d tensor")
     return Index.apply(self, index=index.data if isinstance(index, Tensor) else index)
 
