@@ -16,17 +16,22 @@ examples:
                                               Fashion-MNIST by its recipe (nin-28, 13 epochs, about 13 min)
   ninx train --out runs/fashion --resume      continue runs/fashion from its last checkpoint
   ninx eval --checkpoint runs/fashion/checkpoint.npz
-  ninx summary --model nin --input 1,1,224,224
+  ninx export --checkpoint runs/fashion/model.safetensors --out fashion.onnx
+  mpiexec -n 2 ninx train --data fashion-mnist  data-parallel on two processes (pip install 'ninx[mpi]')
+  ninx summary --model mobilenet_v2 --input 1,3,224,224
+  ninx explain bottleneck                     the 1×1 reduction's arithmetic, on real modules
   ninx bench --quick                          the speed suite, small and fast (see benchmarks/)
 
 Run `ninx COMMAND --help` for the options of each command.
 """
 
 TRAIN_HELP = """\
-Train a model and write to the run folder (--out): checkpoint.npz after every epoch, metrics.jsonl (one line
-per epoch: losses, accuracies, images/s, seconds) and curves.png (the learning curves). The first line printed
-names the run folder and the files read, the second the recipe's choices; on a terminal a progress bar goes
-to stderr, elsewhere one line per epoch; the last line printed is `test accuracy: 0.XXXX`.
+Train a model and write to the run folder (--out): checkpoint.npz and model.safetensors (the weights alone)
+after every epoch, metrics.jsonl (one line per epoch: losses, accuracies, images/s, seconds) and curves.png
+(the learning curves). The first line printed names the run folder and the files read, the second the
+recipe's choices; on a terminal a progress bar goes to stderr, elsewhere one line per epoch; the last line
+printed is `test accuracy: 0.XXXX`. Under `mpiexec -n K` the K processes train data-parallel (--batch-size is
+per process) and only the first writes and prints.
 
 Options not given come from the data set's recipe:
 {recipes}
@@ -75,7 +80,7 @@ def add_train_parser(commands):
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     datasets = "; ".join(f"{name}: {info.description}" for name, info in DATASETS.items())
     recipe = "(default: the data set's recipe)"
-    p.add_argument("--model", choices=list(MODELS), help=f"which NiN {recipe}; `ninx summary --model NAME` shows "
+    p.add_argument("--model", choices=list(MODELS), help=f"which model {recipe}; `ninx summary --model NAME` shows "
                                                          f"its layers")
     p.add_argument("--data", choices=list(DATASETS), help=f"data set (default {DEFAULTS['data']}). {datasets}")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files (MNIST-style IDX files, "
@@ -115,7 +120,7 @@ def add_eval_parser(commands):
 def add_summary_parser(commands):
     p = commands.add_parser("summary", help="layer-by-layer output shapes, parameters and costs of a model",
                             description="Print each layer's output shape and parameter count for one input shape.")
-    p.add_argument("--model", default="nin", choices=list(MODELS), help="which NiN (default nin, d2l's)")
+    p.add_argument("--model", default="nin", choices=list(MODELS), help="which model (default nin, d2l's NiN)")
     p.add_argument("--input", help="input shape N,C,H,W (default: one image of the size the model is designed "
                                    "for, e.g. 1,1,224,224 for nin)")
     p.add_argument("--num-classes", type=number("num_classes"), default=10,
