@@ -179,10 +179,10 @@ def evaluate(model, loader, classes, limit=None):
     return total_loss / seen, float(np.trace(confusion)) / seen, confusion
 
 
-def save_run(out, model, optimizer, scheduler, meta):
+def save_run(out, model, optimizer, scheduler, meta, announce=lambda: None):
     """Write the run folder after an epoch: checkpoint.npz, model.safetensors, metrics.jsonl and curves.png,
-    each atomically, and with Ctrl-C held back until all are written, so that they always describe the same
-    epoch. model.safetensors holds the weights under PyTorch's state-dict names and, in its header, what
+    each atomically, and with Ctrl-C held back until all are written and `announce()` has logged the epoch, so
+    that they always describe the same epoch and every epoch saved is an epoch printed. model.safetensors holds the weights under PyTorch's state-dict names and, in its header, what
     `ninx eval` and `ninx export` need: the configuration and the input normalisation."""
     with deferred_interrupt():
         checkpoint.save(os.path.join(out, CHECKPOINT), {"model": model.state_dict(), "optim": optimizer.state_dict(),
@@ -192,6 +192,7 @@ def save_run(out, model, optimizer, scheduler, meta):
             f.writelines(json.dumps(row) + "\n" for row in meta["history"])
         config = meta["config"]
         plot_curves(meta["history"], os.path.join(out, CURVES), f"{config['model']} on {config['data']}")
+        announce()
 
 
 def weights_metadata(meta):
@@ -295,11 +296,12 @@ def fit(config, out, files, state=None, log=log_line):
                    "test_acc": test_acc, "images_per_s": train["images_per_s"],
                    "seconds": time.perf_counter() - start, "lr": lr, "world_size": world}
             history.append(row)
+            line = (f"epoch {epoch:3d}/{config['epochs']}  train loss {train['loss']:.4f} acc {train['acc']:.4f}  "
+                    f"test loss {test_loss:.4f} acc {test_acc:.4f}  {train['images_per_s']:.0f} img/s  "
+                    f"{row['seconds']:.1f} s")
             save_run(out, model, optimizer, scheduler, {"config": config, "normalize": normalize, "rng": get_state(),
-                                                        "data_rng": data_rng.bit_generator.state, "history": history})
-            log(f"epoch {epoch:3d}/{config['epochs']}  train loss {train['loss']:.4f} acc {train['acc']:.4f}  "
-                f"test loss {test_loss:.4f} acc {test_acc:.4f}  {train['images_per_s']:.0f} img/s  "
-                f"{row['seconds']:.1f} s")
+                                                        "data_rng": data_rng.bit_generator.state, "history": history},
+                     announce=lambda: log(line))
     except KeyboardInterrupt:  # save_run holds Ctrl-C back, so the folder holds exactly the epochs in `history`
         raise Interrupted(len(history)) from None
     return history
