@@ -8,6 +8,8 @@ measured FMA peak and bandwidth × arithmetic intensity.
 import json
 import os
 
+from ninx.summary import format_bytes
+
 from .machine import machine_slug
 
 
@@ -112,6 +114,10 @@ def _summary_lines(results):
         if row["section"] == "train":
             parts = [f"{e.get('name', 'ninx')} {e['images_per_s']:.1f} images/s"
                      for e in (row["ninx"], row["reference"]) if e]
+            memory = row.get("memory")
+            if memory:
+                parts.append(f"ninx's peak memory {format_bytes(memory['peak_bytes'])} = {memory['ratio']:.2f}× the "
+                             f"{format_bytes(memory['needed_bytes'])} that weights, gradients and activations need")
             lines.append(f"training step {row['shape']}: " + ", ".join(parts))
     return lines
 

@@ -34,7 +34,27 @@ def _ninx_step(x, labels):
     model.train()
     step = _step(ninx.nn.functional, model, optim.SGD(model.parameters(), lr=nin.LR),
                  ninx.tensor(x), ninx.tensor(labels))
-    return step, _count(model.parameters())
+    return step, _count(model.parameters()), model
+
+
+def peak_memory(step, model, input_shape):
+    """The step's peak memory against what it needs: {peak_bytes, needed_bytes, ratio}.
+
+    peak = the weights, held before the step, + the peak of what the step allocates through numpy (tracemalloc
+    sees numpy's allocations; Numba's own, inside compiled kernels, are not counted). needed = `ninx summary`'s
+    training memory with SGD: weights, their gradients, the input and every layer's output kept for backward."""
+    import tracemalloc
+
+    from ninx.summary import summary
+    needed = summary(model, input_shape, optimizer="sgd")
+    tracemalloc.start()
+    try:
+        step()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    total = needed.param_bytes + peak
+    return {"peak_bytes": total, "needed_bytes": needed.training_bytes, "ratio": total / needed.training_bytes}
 
 
 def _torch_step(torch, x, labels):
@@ -51,9 +71,10 @@ def run(batch=nin.BATCH, torch=None, warmup=1, repeats=5):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch,) + nin.IMAGE, dtype=np.float32)
     labels = rng.integers(0, nin.CLASSES, batch)
-    steps = {}
+    steps, memory = {}, None
     try:
-        steps["ninx"] = _ninx_step(x, labels)
+        step, count, model = _ninx_step(x, labels)
+        steps["ninx"], memory = (step, count), peak_memory(step, model, x.shape)
     except ImportError as e:
         warnings.warn(f"training step: ninx has no model or optimizer yet ({e}); timing PyTorch only")
     if torch is not None:
@@ -67,4 +88,6 @@ def run(batch=nin.BATCH, torch=None, warmup=1, repeats=5):
     timings = measure({name: step for name, (step, _) in steps.items()}, warmup, repeats)
     flops = 6 * nin.macs_per_image() * batch  # forward 2·MACs, backward 4·MACs (input and weight gradients)
     shape = "×".join(map(str, (batch,) + nin.IMAGE))
-    return [make_row("train", "small NiN step", shape, "step", "float32", flops, None, timings, items=batch)]
+    row = make_row("train", "small NiN step", shape, "step", "float32", flops, None, timings, items=batch)
+    row["memory"] = memory
+    return [row]
