@@ -84,3 +84,27 @@ def test_depthwise_convolves_each_channel_with_its_own_filters(device, multiplie
     for o in range(c * multiplier):
         alone = ref.conv2d(x[:, o // multiplier:o // multiplier + 1], w[o:o + 1], stride=stride, padding=1)
         ref.assert_close(y[:, o:o + 1], alone, np.float64, terms=9)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_a_batch_lowered_a_chunk_of_images_at_a_time_gives_the_same_values_and_gradients(device, monkeypatch,
+                                                                                        groups):
+    """With a column budget of one byte every image is its own chunk, in the forward and in both gradients;
+    the results are the loop reference's, and the Function keeps no column matrix."""
+    import ninx.ops.conv as conv_op
+    monkeypatch.setattr(conv_op, "COLUMN_BYTES", 1)
+    x0, w0, b0 = values((3, 4, 6, 5), 1), values((6, 4 // groups, 3, 3), 2), values((6,), 3)
+    x, w, b = (ninx.tensor(a, dtype=np.float64, requires_grad=True, device=device) for a in (x0, w0, b0))
+    y = F.conv2d(x, w, b, stride=(2, 1), padding=1, groups=groups)
+    expected = ref.conv2d(x0, w0, b0, stride=(2, 1), padding=1, groups=groups)
+    ref.assert_close(y.numpy(), expected, np.float64, terms=36)
+    assert not hasattr(y.creator, "cols")
+    gy = values(y.shape, 4)
+    y.backward(gy)
+    chunked = [t.grad.numpy().copy() for t in (x, w, b)]
+    monkeypatch.setattr(conv_op, "COLUMN_BYTES", 1 << 30)  # the whole batch at once
+    for t in (x, w, b):
+        t.zero_grad_()
+    F.conv2d(x, w, b, stride=(2, 1), padding=1, groups=groups).backward(gy)
+    for got, t in zip(chunked, (x, w, b)):
+        ref.assert_close(got, t.grad.numpy(), np.float64, terms=100)
