@@ -191,16 +191,21 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     return AdaptiveMaxPool2d.apply(input, output_size=_adaptive_size("adaptive_max_pool2d", input, output_size))
 
 
-def relu(input):
-    _check_tensor("relu", "input", input)
-    _check_float("relu", "input", input)
-    return Clamp.apply(input, cap=float("inf"))
+def _activation(op, function, input, **params):
+    """An elementwise activation: a float tensor in, `function` applied."""
+    _check_tensor(op, "input", input)
+    _check_float(op, "input", input)
+    return function.apply(input, **params)
 
 
-def relu6(input):
-    _check_tensor("relu6", "input", input)
-    _check_float("relu6", "input", input)
-    return Clamp.apply(input, cap=6.0)
+def relu(input, inplace=False):
+    """max(x, 0). `inplace` is accepted and computed out of place."""
+    return _activation("relu", Clamp, input, cap=float("inf"))
+
+
+def relu6(input, inplace=False):
+    """min(max(x, 0), 6)."""
+    return _activation("relu6", Clamp, input, cap=6.0)
 
 
 def dropout(input, p=0.5, training=True):
@@ -253,39 +258,29 @@ def softmax(input, dim):
 
 def sigmoid(input):
     """The logistic function 1 / (1 + e^(−x)), stable at any magnitude (σ(±100) is 1 and 0)."""
-    _check_tensor("sigmoid", "input", input)
-    _check_float("sigmoid", "input", input)
-    return Sigmoid.apply(input)
+    return _activation("sigmoid", Sigmoid, input)
 
 
 def silu(input, inplace=False):
     """x·σ(x) (swish), stable at any magnitude. `inplace` is accepted and computed out of place."""
-    _check_tensor("silu", "input", input)
-    _check_float("silu", "input", input)
-    return SiLU.apply(input)
+    return _activation("silu", SiLU, input)
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """min(max(x, min_val), max_val)."""
-    _check_tensor("hardtanh", "input", input)
-    _check_float("hardtanh", "input", input)
     if not min_val < max_val:
         raise ValueError(f"hardtanh: min_val {min_val} must be less than max_val {max_val}")
-    return Hardtanh.apply(input, low=float(min_val), high=float(max_val))
+    return _activation("hardtanh", Hardtanh, input, low=float(min_val), high=float(max_val))
 
 
 def hardsigmoid(input, inplace=False):
     """relu6(x + 3) / 6, the piecewise-linear sigmoid."""
-    _check_tensor("hardsigmoid", "input", input)
-    _check_float("hardsigmoid", "input", input)
-    return Hardsigmoid.apply(input)
+    return _activation("hardsigmoid", Hardsigmoid, input)
 
 
 def hardswish(input, inplace=False):
     """x·relu6(x + 3) / 6, the piecewise-polynomial swish."""
-    _check_tensor("hardswish", "input", input)
-    _check_float("hardswish", "input", input)
-    return Hardswish.apply(input)
+    return _activation("hardswish", Hardswish, input)
 
 
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
