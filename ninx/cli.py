@@ -198,8 +198,9 @@ def claim_run(args, config):
     return args.out, lock
 
 
-def resume(out, given):
-    """(configuration, data files, checkpoint) to continue run `out`, or None when it is finished."""
+def resume(out, given, say=print):
+    """(configuration, data files, checkpoint) to continue run `out`, or None when it is finished; `say`
+    prints what it does (a rank other than 0 passes one that prints nothing)."""
     from .data import locate_dataset
     from .runs import CHECKPOINT
     from .training import load_run
@@ -208,12 +209,12 @@ def resume(out, given):
     config = resumed_config(state["meta"]["config"], given, out)
     done = state["meta"]["history"]
     if len(done) >= config["epochs"]:
-        print(f"{out} is finished: all {config['epochs']} epochs are done, nothing to resume (start a new run "
-              f"with another --out, or replace this one with --overwrite)")
-        print(f"test accuracy: {done[-1]['test_acc']:.4f}")
+        say(f"{out} is finished: all {config['epochs']} epochs are done, nothing to resume (start a new run "
+            f"with another --out, or replace this one with --overwrite)")
+        say(f"test accuracy: {done[-1]['test_acc']:.4f}")
         return None
     files = locate_dataset(config["data"], config["data_dir"])
-    print(f"run folder {out}: resuming {path}, reading {', '.join(files)}")
+    say(f"run folder {out}: resuming {path}, reading {', '.join(files)}")
     return config, files, state
 
 
@@ -265,17 +266,17 @@ def run_train(args):
 def run_train_rank(args):
     """A rank other than 0 of a data-parallel `ninx train`: the same configuration, and no output at all."""
     from .data import locate_dataset
-    from .training import fit, load_run
+    from .training import fit
     given = given_options(args)
     if args.resume:
-        from .runs import CHECKPOINT
-        state = load_run(os.path.join(args.out, CHECKPOINT))
-        config = {**state["meta"]["config"], **given}
-        if len(state["meta"]["history"]) >= config["epochs"]:
+        resumed = resume(args.out, given, say=lambda *text: None)
+        if resumed is None:
             return 0
+        config, files, state = resumed
     else:
-        state, config = None, new_config(given)
-    fit(config, args.out, locate_dataset(config["data"], config["data_dir"]), state, log=lambda line: None)
+        config, state = new_config(given), None
+        files = locate_dataset(config["data"], config["data_dir"])
+    fit(config, args.out, files, state, log=lambda line: None)
     return 0
 
 
