@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from ninx_kernels.cuda import sources
+from ninx_kernels.cuda import sources, tiling
 
 ARCHITECTURES = ("compute_80", "compute_90")
 
@@ -38,10 +38,16 @@ def test_every_instance_compiles_to_ptx(module, architecture):
 
 @pytest.mark.parametrize("module", sorted(sources.MODULES))
 def test_every_kernel_is_instantiated_for_float_and_double(module):
+    """... and a tiled kernel (mainloop.cuh's) for every tile shape too: name<float, Tile128x128>."""
     kernels = set(re.findall(r"__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(",
                              sources.path(module).read_text()))
     assert kernels, f"no kernels found in {module}.cu"
-    assert set(sources.MODULES[module]) == {f"{k}<{t}>" for k in kernels for t in ("float", "double")}
+    instances = sources.MODULES[module]
+    assert {name.split("<")[0] for name in instances} == kernels
+    for kernel in kernels:
+        arguments = {name[len(kernel) + 1:-1] for name in instances if name.startswith(kernel + "<")}
+        shapes = [tile.name for tile in tiling.TILINGS] if any("," in a for a in arguments) else [None]
+        assert arguments == {t if s is None else f"{t}, {s}" for t in ("float", "double") for s in shapes}
 
 
 def test_every_source_is_listed():

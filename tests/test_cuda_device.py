@@ -18,6 +18,7 @@ import ninx.backend
 from ninx import nn
 from ninx.backend import Backend, get_backend
 from ninx_kernels import cuda
+from ninx_kernels.cuda import tiling
 
 # NINX_EXPECT_CUDA=1 (the GPU script) runs these whatever happens, so a cuda device that cannot load fails them
 needs_cuda = pytest.mark.skipif(not (cuda.available() or os.environ.get("NINX_EXPECT_CUDA") == "1"),
@@ -143,14 +144,30 @@ def check_gemm(m, n, k, batches, layouts, dtype, accumulate=False, bias=False, r
 LAYOUTS = ["contiguous", "transposed", "sliced", "reversed", "broadcast"]
 
 
+def _edges(tile):
+    """(m, n, k) one short of, at and one past a tile's rows, columns and step depth, and NiN's 10 and 192."""
+    r, c, d = tile.rows, tile.columns, tile.depth
+    return [(1, 1, 1), (r - 1, c + 1, d - 1), (r, c, d), (r + 1, c - 1, d + 1), (10, 192, 27), (3, 2 * c + 5, 0)]
+
+
 @needs_cuda
-@pytest.mark.parametrize("m, n, k", [(1, 1, 1), (10, 192, 27), (192, 10, 4), (63, 65, 15), (64, 64, 16),
-                                     (65, 129, 17), (3, 200, 0)])
+@pytest.mark.parametrize("tile", tiling.TILINGS, ids=lambda t: t.name)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gemm_at_the_edges_of_its_tiles(m, n, k, dtype):
-    """Sizes one short of, at and one past the 64×64 tile and the 16-deep k step; NiN's 10 and 192 channels."""
-    check_gemm(m, n, k, (1, 1, 1), ("contiguous", "contiguous"), dtype)
-    check_gemm(m, n, k, (2, 2, 2), ("transposed", "transposed"), dtype, seed=1)
+def test_gemm_at_the_edges_of_every_tile_shape(monkeypatch, tile, dtype):
+    """Each tile shape of the table, forced, at the edges of its rows, columns and k step, over contiguous and
+    transposed operands (16-byte loads along n, then along k) and sliced ones (element loads)."""
+    monkeypatch.setattr(tiling, "choose", lambda *args: tile)
+    for m, n, k in _edges(tile):
+        check_gemm(m, n, k, (1, 1, 1), ("contiguous", "contiguous"), dtype)
+        check_gemm(m, n, k, (2, 2, 2), ("transposed", "transposed"), dtype, seed=1)
+        check_gemm(m, n, k, (1, 2, 2), ("sliced", "reversed"), dtype, seed=2)
+
+
+def test_the_tile_table_gives_thin_products_the_thin_tile_and_small_grids_the_small_one():
+    gpu = types.SimpleNamespace(multiprocessors=132)
+    assert tiling.choose(gpu, 10, 21632) is tiling.THIN  # NiN's 10-channel last block
+    assert tiling.choose(gpu, 4096, 4096) is tiling.LARGE  # 1024 tiles
+    assert tiling.choose(gpu, 192, 169, 8) is tiling.SMALL  # 2 tiles of 128 × 8 images leave SMs idle
 
 
 @needs_cuda

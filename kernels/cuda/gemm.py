@@ -8,12 +8,11 @@ out'[o + s·Bo] over s), and `sum_slices` adds them up in a fixed order: determi
 import numpy as np
 
 from ..gemm_operands import check_gemm_operands
+from . import tiling
 from .launch import NULL, Source
 
-SOURCE = Source("gemm", ("gemm", "sum_slices"))
+SOURCE = Source("gemm", ("sum_slices",), tiled=("gemm",))
 
-TILE = 64  # rows and columns of out per block (gemm.cu's TILE_M, TILE_N)
-THREADS = 64  # per block (gemm.cu's THREADS)
 MAX_GRID_YZ = 65535
 BLOCKS_PER_MULTIPROCESSOR = 2  # fewer blocks than this many per multiprocessor: split the batch-reduce
 
@@ -22,8 +21,8 @@ def _check(xp, a, b, out):
     """The backend-neutral contract, plus the grid's limit on row tiles."""
     check_gemm_operands(xp.ndarray, a, b, out)
     m = a.shape[1]
-    if -(-m // TILE) > MAX_GRID_YZ:
-        raise ValueError(f"gemm: {m} rows need more than {MAX_GRID_YZ} tiles of {TILE}")
+    if -(-m // tiling.SMALL.rows) > MAX_GRID_YZ:
+        raise ValueError(f"gemm: {m} rows need more than {MAX_GRID_YZ} tiles of {tiling.SMALL.rows}")
 
 
 def _layout(x):
@@ -31,10 +30,25 @@ def _layout(x):
     return tuple(np.int64(s // x.itemsize) for s in x.strides)
 
 
-def _slices(device, blocks, products_per_output):
-    """Into how many slices to split each output's batch-reduce so the GPU has enough blocks (1: no split)."""
+def slices_for(device, blocks, products_per_output):
+    """Into how many slices to split each output's reduction so the GPU has enough blocks (1: no split)."""
     wanted = BLOCKS_PER_MULTIPROCESSOR * device.multiprocessors
     return 1 if blocks >= wanted else int(min(products_per_output, -(-wanted // blocks)))
+
+
+def epilogue_args(dtype, c, bias, relu_cap):
+    """(c, bias, low, high) as the kernels take them: NULL for no c or bias, the clamp as [low, high]."""
+    t = np.dtype(dtype).type
+    low, high = (t(0), t(relu_cap)) if relu_cap is not None else (t(-np.inf), t(np.inf))
+    return (NULL if c is None else c), (NULL if bias is None else bias), low, high
+
+
+def sum_slices(device, partial, slices, out, c=None, bias=None, relu_cap=None):
+    """out = epilogue(Σ_s partial[s]) with partial (slices·Bo, m, n) and out (Bo, m, n), in slice order."""
+    m, n = out.shape[-2:]
+    SOURCE.each_element(device, "sum_slices", out.dtype, out.size,
+                        (partial, np.int32(slices), np.int64(out.size), np.int32(m), np.int32(n),
+                         *epilogue_args(out.dtype, c, bias, relu_cap), out))
 
 
 def gemm(device, a, b, out, accumulate=False, bias=None, relu_cap=None):
@@ -48,20 +62,17 @@ def gemm(device, a, b, out, accumulate=False, bias=None, relu_cap=None):
     (ba, m, k), (bb, _, n), bo = a.shape, b.shape, out.shape[0]
     if m == 0 or n == 0:
         return out
-    batch, t = max(ba, bb, bo), a.dtype.type
-    low, high = (t(0), t(relu_cap)) if relu_cap is not None else (t(-np.inf), t(np.inf))
-    c = out if accumulate else NULL
-    bias = NULL if bias is None else xp.ascontiguousarray(bias, dtype=a.dtype).reshape(m)
-    tiles = -(-n // TILE) * -(-m // TILE)
-    slices = _slices(device, tiles * bo, batch // bo)
+    batch = max(ba, bb, bo)
+    c = out if accumulate else None
+    bias = None if bias is None else xp.ascontiguousarray(bias, dtype=a.dtype).reshape(m)
+    tile = tiling.choose(device, m, n, bo)
+    slices = slices_for(device, tile.blocks(m, n) * bo, batch // bo)
     partial = out if slices == 1 else xp.empty((slices * bo, m, n), dtype=a.dtype)
-    grid = (-(-n // TILE), -(-m // TILE), min(partial.shape[0], MAX_GRID_YZ))
-    epilogue = (c, bias, low, high) if slices == 1 else (NULL, NULL, t(-np.inf), t(np.inf))
-    SOURCE.kernel(device, "gemm", a.dtype)(grid, (THREADS,), (
+    epilogue = epilogue_args(a.dtype, c, bias, relu_cap) if slices == 1 else epilogue_args(a.dtype, None, None, None)
+    grid = tile.grid(m, n, min(partial.shape[0], MAX_GRID_YZ))
+    SOURCE.kernel(device, "gemm", a.dtype, tile)(grid, (tile.threads,), (
         a, *_layout(a), np.int32(ba), b, *_layout(b), np.int32(bb), *epilogue, np.int32(m), np.int32(n),
         np.int32(k), np.int32(batch), np.int32(partial.shape[0]), partial))
     if slices > 1:
-        SOURCE.each_element(device, "sum_slices", a.dtype, out.size,
-                            (partial, np.int32(slices), np.int64(out.size), np.int32(m), np.int32(n), c, bias, low,
-                             high, out))
+        sum_slices(device, partial, slices, out, c, bias, relu_cap)
     return out

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .tiling import TILINGS
+
 DIRECTORY = Path(__file__).resolve().parent
 NULL = np.uint64(0)  # a null pointer argument, as 8 zero bytes: CuPy 13.3 passes None as 0xffffffff (cupy#9046)
 THREADS = 128  # per block of a one-thread-per-element kernel
@@ -19,18 +21,27 @@ C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
 
 class Source:
-    """`<module>.cu` and the kernels it defines, each a template instantiated for float and double."""
+    """`<module>.cu` and the kernels it defines, each a template instantiated for float and double — and the
+    `tiled` ones (mainloop.cuh's) also for every tile shape of tiling.TILINGS, as name<float, Tile128x128>."""
 
-    def __init__(self, module, kernels):
-        self.module, self.kernels = module, tuple(kernels)
+    def __init__(self, module, kernels, tiled=()):
+        self.module, self.kernels, self.tiled = module, tuple(kernels) + tuple(tiled), frozenset(tiled)
         self.path = DIRECTORY / f"{module}.cu"
-        self.instances = tuple(f"{kernel}<{t}>" for kernel in self.kernels for t in C_TYPES.values())
+        self.instances = tuple(self._instance(kernel, t, tiling) for kernel in self.kernels
+                               for t in C_TYPES.values()
+                               for tiling in (TILINGS if kernel in self.tiled else (None,)))
 
-    def kernel(self, device, name, dtype):
-        """The instance name<float> or name<double> for `dtype`, on `device`."""
+    @staticmethod
+    def _instance(kernel, c_type, tiling):
+        return f"{kernel}<{c_type}>" if tiling is None else f"{kernel}<{c_type}, {tiling.name}>"
+
+    def kernel(self, device, name, dtype, tiling=None):
+        """The instance of `name` for `dtype` (and the tile shape `tiling`, for a tiled kernel), on `device`."""
         if np.dtype(dtype) not in C_TYPES:
             raise TypeError(f"{name}: the cuda kernels take float32 or float64, got {np.dtype(dtype)}")
-        return device.function(self, f"{name}<{C_TYPES[np.dtype(dtype)]}>")
+        if (tiling is not None) != (name in self.tiled):
+            raise ValueError(f"{name}: a tile shape is given exactly for the tiled kernels {sorted(self.tiled)}")
+        return device.function(self, self._instance(name, C_TYPES[np.dtype(dtype)], tiling))
 
     def each_element(self, device, name, dtype, count, args):
         """Launch the grid-stride kernel `name` over `count` elements (nothing to launch for none)."""

@@ -1,0 +1,37 @@
+"""The block tile shapes of mainloop.cuh (its Tile128x128, Tile64x64, Tile32x128), and which one a problem gets.
+
+A 128×128 tile does the most arithmetic per byte staged, but a problem with few of them leaves
+multiprocessors idle, and one with few rows (10 output channels) wastes most of it; those get a smaller
+tile. Thin and odd shapes are predicated inside the tile, never padded in memory.
+"""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tiling:
+    name: str     # the struct in mainloop.cuh, the template argument of every tiled kernel
+    rows: int     # BM
+    columns: int  # BN
+    depth: int    # BK: the k of one step of the mainloop
+    threads: int
+
+    def grid(self, m, n, count):
+        """Blocks along (columns, rows, count) for an m×n product, `count` times."""
+        return -(-n // self.columns), -(-m // self.rows), count
+
+    def blocks(self, m, n):
+        return -(-n // self.columns) * -(-m // self.rows)
+
+
+LARGE = Tiling("Tile128x128", 128, 128, 8, 256)
+SMALL = Tiling("Tile64x64", 64, 64, 8, 64)
+THIN = Tiling("Tile32x128", 32, 128, 8, 64)
+TILINGS = (LARGE, SMALL, THIN)
+
+
+def choose(device, m, n, count=1):
+    """The tile for `count` m×n products: THIN for at most 32 rows, LARGE when its tiles give every
+    multiprocessor a block, else SMALL."""
+    if m <= THIN.rows:
+        return THIN
+    return LARGE if LARGE.blocks(m, n) * count >= device.multiprocessors else SMALL
