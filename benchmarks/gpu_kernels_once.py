@@ -1,6 +1,8 @@
 """Every kernel of the cuda device's table, called once on small shapes — the program compute-sanitizer's
 memcheck and racecheck run (benchmarks/gpu_run.sh). CuPy's memory pool is switched off, so each buffer is its
-own allocation and an access past its end is caught instead of landing in a neighbour."""
+own allocation and an access past its end is caught instead of landing in a neighbour. With
+NINX_CUDA_EMULATE=1 it runs on the emulator (tests/test_gpu_benchmark.py), so no kernel of the table is
+left out of the sanitizer's run."""
 import numpy as np
 
 from ninx.backend import KERNELS, get_backend
@@ -8,20 +10,32 @@ from ninx.geometry import window2d
 
 
 def main():
-    import cupy
-    cupy.cuda.set_allocator(None)
     backend, rng = get_backend("cuda"), np.random.default_rng(0)
+    xp = backend.xp
+    if xp is not np:  # cupy: no pool
+        xp.cuda.set_allocator(None)
+
+    def synchronize():
+        if xp is not np:
+            xp.cuda.Device().synchronize()
 
     def array(*shape):
-        return cupy.asarray(rng.standard_normal(shape), dtype=np.float32)
+        return xp.asarray(rng.standard_normal(shape), dtype=np.float32)
     conv = window2d("conv2d", (2, 3, 9, 7), 3, 2, 1)
     pool = window2d("max_pool2d", (2, 3, 9, 7), 3, 2, 1)
     x, mean, var, w = array(2, 3, 9, 7), array(3), array(3) ** 2 + 1, array(3)
     y, argmax = backend.max_pool2d(x, pool)
+    filters, conv_gy = array(4, 3, 3, 3), array(2, 4, conv.oh, conv.ow)
+    depthwise, depthwise_gy = array(6, 1, 3, 3), array(2, 6, conv.oh, conv.ow)
     calls = {
-        "gemm": lambda: backend.gemm(array(2, 70, 33), array(2, 33, 65), cupy.empty((2, 70, 65), np.float32)),
-        "im2col": lambda: backend.im2col(x, conv),
-        "col2im": lambda: backend.col2im(array(2, 27, conv.oh * conv.ow), conv),
+        "gemm": lambda: backend.gemm(array(2, 70, 33), array(2, 33, 65), xp.empty((2, 70, 65), np.float32)),
+        "conv2d": lambda: backend.conv2d(x, filters, conv, 1, bias=array(4), relu_cap=np.inf),
+        "conv2d_backward_input": lambda: backend.conv2d_backward_input(conv_gy, filters, conv, 1),
+        "conv2d_backward_weight": lambda: backend.conv2d_backward_weight(x, conv_gy, conv, 1),
+        "depthwise_conv2d": lambda: backend.depthwise_conv2d(x, depthwise, conv),
+        "depthwise_conv2d_backward_input": lambda: backend.depthwise_conv2d_backward_input(depthwise_gy, depthwise,
+                                                                                             conv),
+        "depthwise_conv2d_backward_weight": lambda: backend.depthwise_conv2d_backward_weight(x, depthwise_gy, conv),
         "relu": lambda: backend.relu(x, 6.0),
         "relu_backward": lambda: backend.relu_backward(x, x, np.inf),
         "max_pool2d": lambda: backend.max_pool2d(x, pool),
@@ -37,7 +51,7 @@ def main():
         raise SystemExit(f"gpu_kernels_once: no call for kernels {sorted(missing)}")
     for name in KERNELS:
         calls[name]()
-        cupy.cuda.Device().synchronize()
+        synchronize()
         print(f"{name}: ok")
 
 

@@ -22,11 +22,15 @@ class KernelTable(Protocol):
         """out[i % Bo] (+)= Σ a[i % Ba] @ b[i % Bb] over i < max(Ba, Bb, Bo), for 3-D arrays; then, when given,
         + bias[m] on row m and clamped to [0, relu_cap] (inf: ReLU, 6: ReLU6; NaN passes); returns out."""
 
-    def im2col(self, x, geometry):
-        """The column matrix (N, C·kh·kw, oh·ow) of an NCHW input."""
+    def conv2d(self, x, weight, geometry, groups, bias=None, relu_cap=None):
+        """y (N, oC, oh, ow) of x (N, C, H, W) and weight (oC, C/groups, kh, kw), lowered onto the GEMM core
+        (a 1×1 stride-1 unpadded one is the GEMM itself); + bias[o], then clamped to [0, relu_cap] when given."""
 
-    def col2im(self, cols, geometry):
-        """The adjoint of im2col: (N, C, H, W), each pixel summing the column entries taken from it."""
+    def conv2d_backward_input(self, gy, weight, geometry, groups):
+        """The input gradient (N, C, H, W) of conv2d, from gy (N, oC, oh, ow)."""
+
+    def conv2d_backward_weight(self, x, gy, geometry, groups):
+        """The weight gradient (oC, C/groups, kh, kw) of conv2d, summed over the batch."""
 
     def depthwise_conv2d(self, x, weight, geometry):
         """y (N, C·M, oh, ow) of x (N, C, H, W) and weight (C·M, 1, kh, kw): output channel o convolves input

@@ -72,6 +72,29 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return y
 
 
+def conv2d_gradients(x, w, gy, stride=1, padding=0, dilation=1, groups=1):
+    """(dx, dw) of conv2d for output gradient gy: the adjoint of each tap's einsum in conv2d above, added
+    into the padded input's windows and cropped."""
+    x, w, gy = f64(x), f64(w), f64(gy)
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+    n, c, h, wd = x.shape
+    oc, cg, kh, kw = w.shape
+    _, _, oh, ow = gy.shape
+    xpad = np.zeros((n, c, h + 2 * ph, wd + 2 * pw))
+    xpad[:, :, ph:ph + h, pw:pw + wd] = x
+    gxpad, gw = np.zeros_like(xpad), np.zeros(w.shape)
+    og = oc // groups
+    for g in range(groups):
+        channels, outputs = slice(g * cg, (g + 1) * cg), slice(g * og, (g + 1) * og)
+        for i in range(kh):
+            for j in range(kw):
+                window = (slice(None), channels, slice(i * dh, i * dh + sh * (oh - 1) + 1, sh),
+                          slice(j * dw, j * dw + sw * (ow - 1) + 1, sw))
+                gw[outputs, :, i, j] = np.einsum("noyx,ncyx->oc", gy[:, outputs], xpad[window])
+                gxpad[window] += np.einsum("noyx,oc->ncyx", gy[:, outputs], w[outputs, :, i, j])
+    return gxpad[:, :, ph:ph + h, pw:pw + wd], gw
+
+
 # ---- pooling ----------------------------------------------------------------------------------------
 
 def _pool_loop(x, kernel_size, stride, padding, dilation, ceil_mode, visit):

@@ -1,5 +1,5 @@
 """Depthwise convolution (groups = input channels, any channel multiplier): F.conv2d routes it to the backend's
-direct depthwise kernels — never to im2col or the GEMM — and it matches the loop reference and finite
+direct depthwise kernels — never to the GEMM-lowered conv2d — and it matches the loop reference and finite
 differences over drawn strides, paddings, dilations and multipliers, float32 and float64."""
 import numpy as np
 import pytest
@@ -80,12 +80,12 @@ def test_depthwise_float32_gradients_agree_with_float64(device, case, seed):
                                                            (1, 3, False)])
 def test_conv2d_chooses_the_depthwise_kernels_exactly_when_groups_equal_channels(device, monkeypatch, groups,
                                                                                   multiplier, depthwise):
-    """groups == C (> 1) runs depthwise_conv2d forward and its two gradients and no im2col, col2im or gemm;
+    """groups == C (> 1) runs depthwise_conv2d forward and its two gradients and no GEMM-lowered conv2d;
     any other grouping (and a one-channel input, an ordinary convolution) keeps the GEMM path."""
     backend = ninx.backend.get_backend(device)
     calls = []
     for name in ("depthwise_conv2d", "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight",
-                 "im2col", "col2im", "gemm"):
+                 "conv2d", "conv2d_backward_input", "conv2d_backward_weight", "gemm"):
         real = getattr(backend, name)
         monkeypatch.setattr(backend, name, lambda *args, _real=real, _name=name, **kw: calls.append(_name) or _real(*args, **kw))
     c = 4 if groups > 1 else 1
@@ -97,7 +97,7 @@ def test_conv2d_chooses_the_depthwise_kernels_exactly_when_groups_equal_channels
         assert used == {"depthwise_conv2d", "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight"}
     else:
         assert not used & {"depthwise_conv2d", "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight"}
-        assert "gemm" in used
+        assert used == {"conv2d", "conv2d_backward_input", "conv2d_backward_weight"}
 
 
 def test_a_mobilenet_sized_depthwise_layer_matches_the_reference(device):

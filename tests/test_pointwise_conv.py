@@ -84,18 +84,34 @@ def test_strided_and_padded_1x1_goes_through_im2col_and_still_is_per_pixel(devic
                      magnitude=ref.conv2d(abs(padded), abs(w0), abs(b0)))
 
 
+def _lowering_steps(device, monkeypatch):
+    """The list each backend's lowering steps besides the GEMM get recorded in: im2col and col2im on the CPU,
+    the implicit-GEMM kernels on cuda."""
+    calls = []
+    if device == "cpu":
+        import ninx_kernels.cpu.conv as module
+        for name in ("im2col", "col2im"):
+            real = getattr(module, name)
+            monkeypatch.setattr(module, name, lambda *args, _real=real, _name=name: calls.append(_name) or _real(*args))
+    else:
+        import ninx_kernels.cuda.conv as module
+        real = module.SOURCE.kernel
+        monkeypatch.setattr(module.SOURCE, "kernel",
+                            lambda dev, name, *args: calls.append(name) or real(dev, name, *args))
+    return calls
+
+
+LOWERED = {"cpu": ["im2col", "col2im", "im2col"],  # forward, input gradient, weight gradient (no columns kept)
+           "cuda": ["conv_forward", "conv_input_grad", "conv_weight_grad"]}
+
+
 @pytest.mark.parametrize("kernel, stride, padding, lowered", [
     (1, 1, 0, False), ((1, 1), 1, 0, False), (1, 2, 0, True), (1, 1, 1, True), (3, 1, 1, True), ((1, 3), 1, 0, True)])
-def test_only_the_1x1_stride_1_unpadded_convolution_skips_im2col(device, monkeypatch, kernel, stride, padding,
-                                                                 lowered):
-    backend = ninx.backend.get_backend(device)
-    calls = []
-    for name in ("im2col", "col2im"):
-        real = getattr(backend, name)
-        monkeypatch.setattr(backend, name, lambda *args, _real=real, _name=name: calls.append(_name) or _real(*args))
+def test_only_the_1x1_stride_1_unpadded_convolution_is_the_gemm_alone(device, monkeypatch, kernel, stride, padding,
+                                                                      lowered):
+    calls = _lowering_steps(device, monkeypatch)
     x = ninx.tensor(values((2, 4, 5, 5), 0), dtype=np.float64, requires_grad=True, device=device)
     k = (kernel, kernel) if isinstance(kernel, int) else kernel
     w = ninx.tensor(values((3, 4) + k, 1), dtype=np.float64, requires_grad=True, device=device)
     F.conv2d(x, w, stride=stride, padding=padding).sum().backward()
-    # lowered: im2col for the forward and again for the weight gradient (no columns are kept), col2im once
-    assert calls == (["im2col", "im2col", "col2im"] if lowered else [])
+    assert calls == (LOWERED[device] if lowered else [])

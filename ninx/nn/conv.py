@@ -13,7 +13,7 @@ from .module import Module, Parameter
 class Conv2d(Module):
     """Convolution of (N, in_channels, H, W) with out_channels filters of in_channels/groups × kernel_size.
 
-    A 1×1 kernel with stride 1 and no padding runs as one batched GEMM with no im2col (see ninx/ops/conv.py).
+    A 1×1 kernel with stride 1 and no padding runs as one batched GEMM with no im2col (see kernels/cpu/conv.py).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,

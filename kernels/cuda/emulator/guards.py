@@ -6,8 +6,12 @@ Guards and poison are the 8-byte pattern 0x7ff4dead7fa5beef, repeated: a NaN as 
 float32 halves. A kernel that reads out of bounds, or reads an output it never wrote, computes with NaN; a
 kernel that writes out of bounds changes a guard (any value it computes differs from the pattern, NaN
 included), and `damage` reports where.
+
+The copies live in anonymous memory maps, outside Python's allocator, so tracemalloc measures what the cuda
+backend allocates on its device (its numpy arrays) and not the emulator's copies of them.
 """
 import ctypes
+import mmap
 
 import numpy as np
 
@@ -33,7 +37,8 @@ class GuardedCopy:
         self.array = array
         self.low, self.nbytes, offset = _span(array)
         words = (2 * GUARD_BYTES + self.nbytes + ALIGNMENT + 7) // 8
-        self.buffer = np.full(words, PATTERN, dtype=np.uint64).view(np.uint8)
+        self.buffer = np.frombuffer(mmap.mmap(-1, 8 * words), dtype=np.uint8)
+        self.buffer.view(np.uint64)[:] = PATTERN
         base = self.buffer.ctypes.data
         self.start = GUARD_BYTES + (self.low - base - GUARD_BYTES) % ALIGNMENT
         self.end = self.start + self.nbytes
