@@ -10,30 +10,32 @@ from ninx_kernels.cuda import sources, tiling
 ARCHITECTURES = ("compute_80", "compute_90")
 
 
-def _compile(module, architecture):
-    """(PTX text, {name expression: lowered (mangled) name}) of one module for one architecture."""
+def compile_ptx(path, names, architecture):
+    """The PTX text of the .cu file at `path` for one architecture, checked to hold a kernel for each of the name
+    expressions `names`."""
     from cupy_backends.cuda.libs import nvrtc
-    program = nvrtc.createProgram(sources.path(module).read_text(), f"{module}.cu", [], [])
+    program = nvrtc.createProgram(path.read_text(), path.name, [], [])
     try:
-        for name in sources.MODULES[module]:
+        for name in names:
             nvrtc.addNameExpression(program, name)
         try:
             nvrtc.compileProgram(program, [f"-arch={architecture}", *sources.NVRTC_OPTIONS])
         except nvrtc.NVRTCError as error:
-            raise AssertionError(f"{module}.cu for {architecture}: {error}\n{nvrtc.getProgramLog(program)}") from None
-        return nvrtc.getPTX(program), {name: nvrtc.getLoweredName(program, name) for name in sources.MODULES[module]}
+            raise AssertionError(f"{path.name} for {architecture}: {error}\n{nvrtc.getProgramLog(program)}") from None
+        ptx, lowered = nvrtc.getPTX(program), {name: nvrtc.getLoweredName(program, name) for name in names}
     finally:
         nvrtc.destroyProgram(program)
+    text = ptx.decode() if isinstance(ptx, bytes) else ptx
+    assert f".target sm_{architecture.split('_')[1]}" in text
+    for name, symbol in lowered.items():
+        assert re.search(rf"\.entry {re.escape(symbol)}\(", text), f"{name} ({symbol}) is not a kernel in the PTX"
+    return text
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 @pytest.mark.parametrize("module", sorted(sources.MODULES))
 def test_every_instance_compiles_to_ptx(module, architecture):
-    ptx, lowered = _compile(module, architecture)
-    text = ptx.decode() if isinstance(ptx, bytes) else ptx
-    assert f".target sm_{architecture.split('_')[1]}" in text
-    for name, symbol in lowered.items():
-        assert re.search(rf"\.entry {re.escape(symbol)}\(", text), f"{name} ({symbol}) is not a kernel in the PTX"
+    compile_ptx(sources.path(module), sources.MODULES[module], architecture)
 
 
 @pytest.mark.parametrize("module", sorted(sources.MODULES))

@@ -52,3 +52,5 @@ template <typename T> T atomicAdd(T* address, T value) {
     *address = old + value;
     return old;
 }
+
+#include "wmma.h"  // nvcuda::wmma, the TF32 tensor-core tiles

@@ -5,7 +5,8 @@
 // __syncthreads() opens when every live thread of the block has reached it; they then run in a new order (a
 // permutation seeded by the block and the phase). A warp's shuffle opens as soon as the last live lane of the
 // warp arrives, and those lanes run next, ahead of the threads still waiting for their turn — warps move on
-// independently, as on a GPU. A thread that returns leaves every barrier's count. So a missing
+// independently, as on a GPU. A thread that returns leaves every barrier's count — except a warp collective's
+// (wmma): that barrier opens only when all 32 lanes of the warp wait in the same call. So a missing
 // __syncthreads() shows deterministically: some thread runs past it before the others have written what it
 // reads (or reads after another has overwritten it) — and __shared__ memory starts every block as NaN.
 #include <atomic>
@@ -52,6 +53,7 @@ struct Launch {
     std::vector<Stop> stop;            // per thread of the running block
     std::vector<unsigned> shuffles;    // per thread: shuffles done, choosing its warp's slot buffer
     std::vector<unsigned long long> slots;  // per warp: 2 buffers of 32 lanes
+    std::vector<ninx_emu_collective*> collective;  // per thread at the warp barrier: its collective call, or null
     std::vector<unsigned> order;       // who runs, in turn
     size_t next = 0;                   // order[next] runs when the current thread stops
     unsigned phase = 0;                // barriers opened so far in this block: seeds each new order
@@ -82,15 +84,80 @@ void schedule_next(Launch& L, std::vector<unsigned> threads) {
     L.order.insert(L.order.begin() + L.next, threads.begin(), threads.end());
 }
 
-// When every live lane of the warp waits at its shuffle, the shuffle opens.
+// Give up the launch: every thread throws Abandoned as it next wakes. The first reason given is the one reported.
+void abandon(Launch& L, const std::string& why) {
+    if (L.error.empty()) L.error = why;
+    L.abandoned = true;
+}
+
+std::string pointer_text(const void* p) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%p", p);
+    return text;
+}
+
+const char* layout_text(int layout) { return layout == 0 ? "row-major" : layout == 1 ? "column-major" : "none"; }
+
+bool same_text(const char* a, const char* b) { return a == b || (a && b && std::strcmp(a, b) == 0); }
+
+// Why the lanes of `warp`, all at the warp barrier and one of them (lane `by`) in a collective call, may not
+// go on; empty when all 32 lanes make that call alike.
+std::string disagreement(const Launch& L, unsigned warp, unsigned by) {
+    const ninx_emu_collective& ref = *L.collective[by];
+    const std::string where = std::string(ref.call) + " in block " + std::to_string(L.block_number) + ", warp " +
+                              std::to_string(warp) + ": ";
+    const std::string rule = "; all 32 lanes of a warp make each wmma call together, with the same arguments";
+    const std::string them = " where lane " + std::to_string(by % 32) + " passes ";
+    unsigned missing = 0;
+    std::string first_missing;
+    for (unsigned lane = 0; lane < 32; ++lane) {
+        const unsigned t = warp * 32 + lane;
+        const std::string who = "lane " + std::to_string(lane);
+        if (t >= L.threads || L.stop[t] == Stop::exited) {
+            if (!missing++) first_missing = who + (t >= L.threads ? " is past the end of the block" : " returned");
+            continue;
+        }
+        const ninx_emu_collective* c = L.collective[t];
+        if (!c) return where + who + " is at a warp shuffle instead" + rule;
+        if (!same_text(c->call, ref.call)) return where + who + " is at " + c->call + " instead" + rule;
+        if (!same_text(c->fragment, ref.fragment))
+            return where + who + " passes a " + c->fragment + " fragment" + them + "a " + ref.fragment + " one" + rule;
+        if (c->pointer != ref.pointer)
+            return where + who + " passes pointer " + pointer_text(c->pointer) + them + pointer_text(ref.pointer) +
+                   rule;
+        if (c->ldm != ref.ldm)
+            return where + who + " passes ldm " + std::to_string(c->ldm) + them + std::to_string(ref.ldm) + rule;
+        if (c->layout != ref.layout)
+            return where + who + " passes layout " + layout_text(c->layout) + them + layout_text(ref.layout) + rule;
+    }
+    if (missing)
+        return where + std::to_string(missing) + " of its 32 lanes never make the call (" + first_missing + ")" + rule;
+    return "";
+}
+
+// When every live lane of the warp waits at the warp barrier, it opens. If a lane waits in a collective call,
+// all 32 must wait in the same call alike (else the launch is given up); each then learns where the others are.
 void open_warp_barrier(Launch& L, unsigned warp) {
     std::vector<unsigned> lanes;
+    const unsigned none = -1u;
+    unsigned collective = none;
     for (unsigned t = warp * 32; t < L.threads && t < warp * 32 + 32; ++t) {
         if (L.stop[t] == Stop::exited) continue;
         if (L.stop[t] != Stop::at_syncwarp) return;
         lanes.push_back(t);
+        if (L.collective[t] && collective == none) collective = t;
     }
-    if (!lanes.empty()) schedule_next(L, lanes);
+    if (lanes.empty()) return;
+    if (collective != none && !L.abandoned) {
+        std::string why = disagreement(L, warp, collective);
+        if (!why.empty()) abandon(L, why);
+        else
+            for (unsigned t : lanes) {
+                L.collective[t]->lane = t % 32;
+                for (unsigned lane = 0; lane < 32; ++lane) L.collective[t]->warp[lane] = L.collective[warp * 32 + lane];
+            }
+    }
+    schedule_next(L, lanes);
 }
 
 // Nobody is left to run: open __syncthreads() if every live thread waits there. Returns false when no live
@@ -101,10 +168,12 @@ bool open_syncthreads(Launch& L) {
     for (unsigned t = 0; t < L.threads; ++t)
         if (L.stop[t] != Stop::exited) live.push_back(t), all_at_syncthreads &= L.stop[t] == Stop::at_syncthreads;
     if (live.empty()) return false;
-    if (!all_at_syncthreads) {  // some wait at __syncthreads(), some at a shuffle: wake them all to unwind
-        L.error = "deadlock in block " + std::to_string(L.block_number) + ": threads wait at __syncthreads() and "
-                  "at a warp shuffle, and neither barrier can open";
-        L.abandoned = true;
+    if (!all_at_syncthreads) {  // some wait at __syncthreads(), some at the warp barrier: wake them all to unwind
+        std::string other = "a warp shuffle";
+        for (unsigned t : live)
+            if (L.stop[t] == Stop::at_syncwarp && L.collective[t]) other = L.collective[t]->call;
+        abandon(L, "deadlock in block " + std::to_string(L.block_number) + ": threads wait at __syncthreads() and "
+                   "at " + other + ", and neither barrier can open");
     }
     L.order.clear();
     L.next = 0;
@@ -168,6 +237,7 @@ void run_block(Launch& L, unsigned x, unsigned y, unsigned z, char* shared_begin
     L.block_number = (z * L.coords.grid_dim[1] + y) * L.coords.grid_dim[0] + x;
     L.stop.assign(L.threads, Stop::running);
     L.shuffles.assign(L.threads, 0);
+    L.collective.assign(L.threads, nullptr);
     L.slots.assign((L.threads + 31) / 32 * 64, 0);
     L.order.resize(L.threads);
     for (unsigned t = 0; t < L.threads; ++t) L.order[t] = t;
@@ -183,7 +253,20 @@ void run_block(Launch& L, unsigned x, unsigned y, unsigned z, char* shared_begin
 
 extern "C" void ninx_emu_syncthreads() { stop_at(Stop::at_syncthreads); }
 
-extern "C" void ninx_emu_syncwarp() { stop_at(Stop::at_syncwarp); }
+extern "C" void ninx_emu_syncwarp() {
+    running->collective[self] = nullptr;
+    stop_at(Stop::at_syncwarp);
+}
+
+extern "C" void ninx_emu_warp_collective(ninx_emu_collective* call) {
+    running->collective[self] = call;
+    stop_at(Stop::at_syncwarp);
+}
+
+extern "C" void ninx_emu_fail(const char* message) {
+    abandon(*running, message);
+    throw Abandoned{};
+}
 
 // Two buffers per warp, used by alternate shuffles: a lane may write its next shuffle's value while a slower
 // lane still reads this one's, so one barrier per shuffle is enough.
