@@ -1,6 +1,6 @@
 """The GPU section (`python -m benchmarks --sections gpu`): ninx's CUDA kernels against cuBLAS and cuDNN.
 
-Rows: the GEMM core against `cupy.matmul` (cuBLAS); each small-NiN and d2l-NiN convolution — forward, input
+Rows: the GEMM core against `cupy.matmul` (cuBLAS), and on the tensor cores in TF32 against PyTorch's; each small-NiN and d2l-NiN convolution — forward, input
 gradient, weight gradient — against cuDNN through PyTorch where a CUDA build of it is importable, with TF32
 off and on; ReLU, max-pool and batch-norm statistics in GB/s beside the device's measured copy bandwidth;
 and the small-NiN and d2l-NiN training steps in images/s against PyTorch eager. Every result is checked
@@ -73,18 +73,32 @@ def _host(array):
     return array if isinstance(array, np.ndarray) else array.get()
 
 
-def gemm_rows(backend, clock, sizes):
-    """The GEMM core against xp.matmul (cuBLAS on a GPU), square float32 problems."""
+def gemm_rows(backend, clock, torch, sizes):
+    """The GEMM core against xp.matmul (cuBLAS on a GPU), square float32 problems; then with
+    ninx.backends.cuda.allow_tf32 (the tensor cores) against PyTorch's TF32 matmul where it is importable."""
     xp, rows, rng = backend.xp, [], np.random.default_rng(0)
     for n in sizes:
         a, b = (xp.asarray(rng.standard_normal((1, n, n)), dtype=np.float32) for _ in range(2))
-        out = xp.empty((1, n, n), dtype=np.float32)
+        out, expected = xp.empty((1, n, n), dtype=np.float32), _host(a).astype(np.float64) @ _host(b)
+        work = (2 * n ** 3, 3 * n * n * FLOAT)
         backend.gemm(a, b, out)
-        _check(f"gemm {n}²", _host(out), _host(a).astype(np.float64) @ _host(b), 1e-5)
+        _check(f"gemm {n}²", _host(out), expected, 1e-5)
         timings = {"ninx": clock.time(lambda: backend.gemm(a, b, out)),
                    "cuBLAS" if xp is not np else "numpy": clock.time(lambda: xp.matmul(a, b))}
-        rows.append(make_row("gpu", "gemm", f"{n}×{n}×{n}", "forward", "float32", 2 * n ** 3, 3 * n * n * FLOAT,
-                             timings))
+        rows.append(make_row("gpu", "gemm", f"{n}×{n}×{n}", "forward", "float32", *work, timings))
+        ninx.backends.cuda.allow_tf32 = True
+        try:
+            backend.gemm(a, b, out)
+            _check(f"gemm TF32 {n}²", _host(out), expected, 1e-3)
+            timings = {"ninx": clock.time(lambda: backend.gemm(a, b, out))}
+        finally:
+            ninx.backends.cuda.allow_tf32 = False
+        if torch is not None:
+            torch.backends.cuda.matmul.allow_tf32 = True
+            ta, tb = (torch.as_tensor(x, device="cuda") for x in (a, b))
+            timings["cuBLAS TF32 (PyTorch)"] = clock.time(lambda: torch.matmul(ta, tb))
+            torch.backends.cuda.matmul.allow_tf32 = False
+        rows.append(make_row("gpu", "gemm TF32", f"{n}×{n}×{n}", "forward", "TF32", *work, timings))
     return rows
 
 
@@ -237,13 +251,13 @@ def run(quick):
     torch = None if backend.xp is np else _torch_cuda()
     clock = Clock(backend.xp, *((1, 2) if quick else (3, 20)))
     if quick:  # tiny shapes: the emulator runs each block's threads one at a time
-        rows = gemm_rows(backend, clock, (32, 48))
+        rows = gemm_rows(backend, clock, torch, (32, 48))
         small = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 1))
         rows += conv_rows(backend, clock, torch, "tiny", small, (1, 1, 6, 6))
         rows += bandwidth_rows(backend, clock, (2, 3, 8, 8))
         rows += train_rows(backend, clock, torch, "nin-digits", lambda: get_model("nin-digits"), (1, 8, 8), 2)
     else:
-        rows = gemm_rows(backend, clock, (1024, 2048, 4096, 8192))
+        rows = gemm_rows(backend, clock, torch, (1024, 2048, 4096, 8192))
         rows += conv_rows(backend, clock, torch, "small NiN", get_model("nin-small"), (128, 1, 28, 28))
         rows += conv_rows(backend, clock, torch, "d2l NiN", nin_d2l(), (128, 1, 224, 224))
         rows += bandwidth_rows(backend, clock, (128, 96, 54, 54))

@@ -7,7 +7,7 @@ set_threads_per_rank()  # before numba is imported: each rank mpiexec started ge
 import numpy as np  # noqa: E402
 
 from . import methods  # noqa: E402,F401  (installs the Tensor's operators and methods)
-from . import data, models, nn, optim  # noqa: E402
+from . import backends, data, models, nn, optim  # noqa: E402
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
 from .ops.shape import Cat  # noqa: E402
 from .random import generator, manual_seed  # noqa: E402

@@ -116,8 +116,16 @@ def _operand(xp, rng, batch, rows, cols, dtype, layout):
     return values(batch, rows, cols)
 
 
-def check_gemm(m, n, k, batches, layouts, dtype, accumulate=False, bias=False, relu_cap=None, seed=0):
-    """The cuda gemm against float64 einsum, within a rounding bound that grows with K."""
+def tf32(values):
+    """float32 values rounded to TF32 (a 10-bit mantissa), to nearest with ties away from zero, by their bits."""
+    bits = np.asarray(values, np.float32).view(np.uint32)
+    return ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+
+
+def check_gemm(m, n, k, batches, layouts, dtype, accumulate=False, bias=False, relu_cap=None, seed=0,
+               eps=None):
+    """The cuda gemm against float64 einsum, within a rounding bound that grows with K: 2·eps·(K + 3) for
+    eps the dtype's, or the one given (TF32's)."""
     backend = get_backend("cuda")
     xp, rng = backend.xp, np.random.default_rng(seed)
     (ba, bb, bo), (a_layout, b_layout) = batches, layouts
@@ -136,7 +144,7 @@ def check_gemm(m, n, k, batches, layouts, dtype, accumulate=False, bias=False, r
     result = backend.gemm(a, b, out, accumulate=accumulate, bias=xp.asarray(row_bias) if bias else None,
                           relu_cap=relu_cap)
     assert result is out
-    bound = 2 * np.finfo(dtype).eps * (k + 3) * scale
+    bound = 2 * (eps or np.finfo(dtype).eps) * (k + 3) * scale
     error = np.abs(_host(out) - expected)
     assert np.all(error <= bound), np.max(error - bound)
 
@@ -161,6 +169,42 @@ def test_gemm_at_the_edges_of_every_tile_shape(monkeypatch, tile, dtype):
         check_gemm(m, n, k, (1, 1, 1), ("contiguous", "contiguous"), dtype)
         check_gemm(m, n, k, (2, 2, 2), ("transposed", "transposed"), dtype, seed=1)
         check_gemm(m, n, k, (1, 2, 2), ("sliced", "reversed"), dtype, seed=2)
+
+
+TF32_EPS = 2.0**-10  # a TF32 input carries 10 mantissa bits: rounding errs by at most half a unit, 2^-11
+
+
+@needs_cuda
+@pytest.mark.parametrize("tile", tiling.TILINGS, ids=lambda t: t.name)
+def test_tf32_gemm_on_the_tensor_cores_at_the_edges_of_every_tile_shape(monkeypatch, tile):
+    """With allow_tf32 the float32 GEMM runs gemm_tf32 (nvcuda::wmma, emulated collectively per warp): within
+    TF32's bound of the exact product, with the fused epilogue, over aligned and unaligned operands."""
+    monkeypatch.setattr(tiling, "choose", lambda *args: tile)
+    monkeypatch.setattr(ninx.backends.cuda, "allow_tf32", True)
+    for m, n, k in _edges(tile)[1:4]:
+        check_gemm(m, n, k, (1, 1, 1), ("contiguous", "transposed"), np.float32, eps=TF32_EPS)
+        check_gemm(m, n, k, (2, 2, 1), ("sliced", "contiguous"), np.float32, True, bias=True, relu_cap=6.0,
+                   seed=1, eps=TF32_EPS)
+
+
+@needs_cuda
+def test_tf32_is_what_the_tensor_cores_compute_and_off_by_default(monkeypatch):
+    """The TF32 result is the float32 GEMM of the inputs rounded to TF32 (to float32's bound), far from the
+    float32 GEMM of the inputs themselves; float64 and the default ignore TF32."""
+    assert ninx.backends.cuda.allow_tf32 is False
+    backend, rng = get_backend("cuda"), np.random.default_rng(7)
+    a, b = rng.uniform(-1, 1, (1, 40, 50)).astype(np.float32), rng.uniform(-1, 1, (1, 50, 30)).astype(np.float32)
+    exact = a[0].astype(np.float64) @ b[0]
+    rounded = tf32(a[0]).astype(np.float64) @ tf32(b[0])
+
+    def run(dtype):
+        out = backend.xp.empty((1, 40, 30), dtype=dtype)
+        return _host(backend.gemm(backend.xp.asarray(a, dtype=dtype), backend.xp.asarray(b, dtype=dtype), out))[0]
+    assert np.abs(run(np.float32) - exact).max() < 1e-5
+    monkeypatch.setattr(ninx.backends.cuda, "allow_tf32", True)
+    assert np.abs(run(np.float32) - rounded).max() < 1e-5
+    assert np.abs(run(np.float32) - exact).max() > 1e-4
+    assert np.abs(run(np.float64) - exact).max() < 1e-12
 
 
 def test_the_tile_table_gives_thin_products_the_thin_tile_and_small_grids_the_small_one():

@@ -223,10 +223,10 @@ conv_forward(const T* __restrict__ x, const T* __restrict__ weight, const T* __r
     const StridedLoader<T, Tile::BM, Tile::BK, Tile::THREADS> filter_rows(
         weight + (long long)group * g.kg() * depth, depth, 1, m0, g.kg(), depth);
     const InputWindows<T, Tile::BN, Tile::BK, Tile::THREADS> windows(x, g, group, n0);
-    T sum[8][8] = {};
-    mainloop(filter_rows, windows, 0, depth, tiles, sum);
+    Sums<T, Tile> sums(tiles);
+    mainloop(filter_rows, windows, 0, depth, tiles, sums);
     const Epilogue<T> epilogue{nullptr, bias ? bias + group * g.kg() : bias, low, high};
-    write_tile<T, Tile>(sum, y + (long long)group * g.kg() * pixels, epilogue, m0, n0, g.kg(), g.n * pixels, pixels,
+    write_tile<T, Tile>(sums, y + (long long)group * g.kg() * pixels, epilogue, m0, n0, g.kg(), g.n * pixels, pixels,
                         (long long)g.k * pixels);
 }
 
@@ -241,9 +241,9 @@ conv_input_grad(const T* __restrict__ gy, const T* __restrict__ weight_t, NINX_C
     const StridedLoader<T, Tile::BM, Tile::BK, Tile::THREADS> channel_rows(
         weight_t + (long long)group * g.cg() * depth, depth, 1, m0, g.cg(), depth);
     const OutputTaps<T, Tile::BN, Tile::BK, Tile::THREADS> taps(gy, g, group, n0);
-    T sum[8][8] = {};
-    mainloop(channel_rows, taps, 0, depth, tiles, sum);
-    write_tile<T, Tile>(sum, gx + (long long)group * g.cg() * pixels, Unchanged(), m0, n0, g.cg(), g.n * pixels,
+    Sums<T, Tile> sums(tiles);
+    mainloop(channel_rows, taps, 0, depth, tiles, sums);
+    write_tile<T, Tile>(sums, gx + (long long)group * g.cg() * pixels, Unchanged(), m0, n0, g.cg(), g.n * pixels,
                         pixels, (long long)g.c * pixels);
 }
 
@@ -260,8 +260,8 @@ conv_weight_grad(const T* __restrict__ x, const T* __restrict__ gy, int slices, 
     const int columns = g.cg() * g.r * g.s, depth = g.n * g.p * g.q;
     const OutputRows<T, Tile::BM, Tile::BK, Tile::THREADS> rows(gy, g, group, m0);
     const InputTaps<T, Tile::BN, Tile::BK, Tile::THREADS> taps(x, g, group, n0);
-    T sum[8][8] = {};
-    mainloop(rows, taps, slice * chunk, min(depth, (slice + 1) * chunk), tiles, sum);
-    write_tile<T, Tile>(sum, partial + (long long)(slice * g.groups + group) * g.kg() * columns, Unchanged(), m0, n0,
+    Sums<T, Tile> sums(tiles);
+    mainloop(rows, taps, slice * chunk, min(depth, (slice + 1) * chunk), tiles, sums);
+    write_tile<T, Tile>(sums, partial + (long long)(slice * g.groups + group) * g.kg() * columns, Unchanged(), m0, n0,
                         g.kg(), columns, columns, 0);
 }

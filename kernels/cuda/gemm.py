@@ -7,11 +7,13 @@ out'[o + s·Bo] over s), and `sum_slices` adds them up in a fixed order: determi
 """
 import numpy as np
 
+import ninx.backends
+
 from ..gemm_operands import check_gemm_operands
 from . import tiling
 from .launch import NULL, Source
 
-SOURCE = Source("gemm", ("sum_slices",), tiled=("gemm",))
+SOURCE = Source("gemm", ("sum_slices",), tiled=("gemm", "gemm_tf32"), float_only=("gemm_tf32",))
 
 MAX_GRID_YZ = 65535
 BLOCKS_PER_MULTIPROCESSOR = 2  # fewer blocks than this many per multiprocessor: split the batch-reduce
@@ -56,7 +58,8 @@ def gemm(device, a, b, out, accumulate=False, bias=None, relu_cap=None):
 
     a (Ba, M, K) and b (Bb, K, N) may be any strided views; out (Bo, M, N) is C-contiguous and must not
     overlap them. accumulate=True adds the sum to out. The epilogue can also add bias[m] (an (M,) array) to
-    row m and apply a ReLU (relu_cap=inf) or ReLU6 (relu_cap=6), fused into the same kernel."""
+    row m and apply a ReLU (relu_cap=inf) or ReLU6 (relu_cap=6), fused into the same kernel. float32 runs on
+    the tensor cores in TF32 when ninx.backends.cuda.allow_tf32 is set."""
     xp = device.xp
     _check(xp, a, b, out)
     (ba, m, k), (bb, _, n), bo = a.shape, b.shape, out.shape[0]
@@ -70,7 +73,8 @@ def gemm(device, a, b, out, accumulate=False, bias=None, relu_cap=None):
     partial = out if slices == 1 else xp.empty((slices * bo, m, n), dtype=a.dtype)
     epilogue = epilogue_args(a.dtype, c, bias, relu_cap) if slices == 1 else epilogue_args(a.dtype, None, None, None)
     grid = tile.grid(m, n, min(partial.shape[0], MAX_GRID_YZ))
-    SOURCE.kernel(device, "gemm", a.dtype, tile)(grid, (tile.threads,), (
+    tf32 = ninx.backends.cuda.allow_tf32 and a.dtype == np.float32
+    SOURCE.kernel(device, "gemm_tf32" if tf32 else "gemm", a.dtype, tile)(grid, (tile.threads,), (
         a, *_layout(a), np.int32(ba), b, *_layout(b), np.int32(bb), *epilogue, np.int32(m), np.int32(n),
         np.int32(k), np.int32(batch), np.int32(partial.shape[0]), partial))
     if slices > 1:

@@ -21,15 +21,20 @@ C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 
 
 class Source:
-    """`<module>.cu` and the kernels it defines, each a template instantiated for float and double — and the
-    `tiled` ones (mainloop.cuh's) also for every tile shape of tiling.TILINGS, as name<float, Tile128x128>."""
+    """`<module>.cu` and the kernels it defines, each a template instantiated for float and double (only float
+    for the `float_only` ones) — and the `tiled` ones (mainloop.cuh's) for every tile shape of
+    tiling.TILINGS too, as name<float, Tile128x128>."""
 
-    def __init__(self, module, kernels, tiled=()):
-        self.module, self.kernels, self.tiled = module, tuple(kernels) + tuple(tiled), frozenset(tiled)
+    def __init__(self, module, kernels, tiled=(), float_only=()):
+        self.module, self.kernels = module, tuple(kernels) + tuple(tiled)
+        self.tiled, self.float_only = frozenset(tiled), frozenset(float_only)
         self.path = DIRECTORY / f"{module}.cu"
-        self.instances = tuple(self._instance(kernel, t, tiling) for kernel in self.kernels
-                               for t in C_TYPES.values()
+        self.instances = tuple(self._instance(kernel, c_type, tiling) for kernel in self.kernels
+                               for dtype, c_type in C_TYPES.items() if self._takes(kernel, dtype)
                                for tiling in (TILINGS if kernel in self.tiled else (None,)))
+
+    def _takes(self, kernel, dtype):
+        return kernel not in self.float_only or dtype == np.float32
 
     @staticmethod
     def _instance(kernel, c_type, tiling):
@@ -37,8 +42,9 @@ class Source:
 
     def kernel(self, device, name, dtype, tiling=None):
         """The instance of `name` for `dtype` (and the tile shape `tiling`, for a tiled kernel), on `device`."""
-        if np.dtype(dtype) not in C_TYPES:
-            raise TypeError(f"{name}: the cuda kernels take float32 or float64, got {np.dtype(dtype)}")
+        if np.dtype(dtype) not in C_TYPES or not self._takes(name, np.dtype(dtype)):
+            raise TypeError(f"{name}: takes {'float32' if name in self.float_only else 'float32 or float64'}, "
+                            f"got {np.dtype(dtype)}")
         if (tiling is not None) != (name in self.tiled):
             raise ValueError(f"{name}: a tile shape is given exactly for the tiled kernels {sorted(self.tiled)}")
         return device.function(self, self._instance(name, C_TYPES[np.dtype(dtype)], tiling))

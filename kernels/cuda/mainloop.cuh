@@ -67,36 +67,44 @@ template <typename T> __device__ __forceinline__ void copy4(const T* src, T* dst
     }
 }
 
-// sum += a_tile @ b_tile over one step's BK
-template <typename T, class Tile>
-__device__ __forceinline__ void multiply(const T (*a_tile)[Tile::BM + Tile::PAD],
-                                         const T (*b_tile)[Tile::BN + Tile::PAD], T (&sum)[8][8]) {
-#pragma unroll
-    for (int kk = 0; kk < Tile::BK; ++kk) {
-        T a[8], b[8];
-#pragma unroll
-        for (int h = 0; h < 8; h += 4) {
-            copy4(&a_tile[kk][tile_row<Tile>(h)], &a[h]);
-            copy4(&b_tile[kk][tile_column<Tile>(h)], &b[h]);
-        }
-#pragma unroll
-        for (int i = 0; i < 8; ++i)
-#pragma unroll
-            for (int j = 0; j < 8; ++j) sum[i][j] += a[i] * b[j];
-    }
-}
-
-// The block's shared tiles: two buffers per operand.
+// The block's shared tiles: two buffers per operand (32-byte aligned, as tensor-core loads need).
 template <typename T, class Tile> struct SharedTiles {
-    alignas(16) T a[2][Tile::BK][Tile::BM + Tile::PAD];
-    alignas(16) T b[2][Tile::BK][Tile::BN + Tile::PAD];
+    alignas(32) T a[2][Tile::BK][Tile::BM + Tile::PAD];
+    alignas(32) T b[2][Tile::BK][Tile::BN + Tile::PAD];
 };
 
-// sum += A[:, k_begin:k_end] @ B[k_begin:k_end, :] on this block's tile, through the loaders. Every thread of
-// the block calls it with the same range; it ends on a barrier, so the tiles may be reused at once.
-template <typename T, class Tile, class ALoader, class BLoader>
+// The CUDA-core product: each thread's 8×8 sums in registers, at tile_row(i), tile_column(j).
+template <typename T, class Tile> struct Sums {
+    T sum[8][8] = {};
+
+    __device__ explicit Sums(SharedTiles<T, Tile>&) {}  // the tiles are for products that write out through them
+
+    // sum += a_tile @ b_tile over one step's BK
+    __device__ __forceinline__ void multiply(const T (*a_tile)[Tile::BM + Tile::PAD],
+                                             const T (*b_tile)[Tile::BN + Tile::PAD]) {
+#pragma unroll
+        for (int kk = 0; kk < Tile::BK; ++kk) {
+            T a[8], b[8];
+#pragma unroll
+            for (int h = 0; h < 8; h += 4) {
+                copy4(&a_tile[kk][tile_row<Tile>(h)], &a[h]);
+                copy4(&b_tile[kk][tile_column<Tile>(h)], &b[h]);
+            }
+#pragma unroll
+            for (int i = 0; i < 8; ++i)
+#pragma unroll
+                for (int j = 0; j < 8; ++j) sum[i][j] += a[i] * b[j];
+        }
+    }
+};
+
+
+// product += A[:, k_begin:k_end] @ B[k_begin:k_end, :] on this block's tile, through the loaders; the product
+// is Sums (CUDA cores) or TensorCoreSums (tensor_cores.cuh). Every thread of the block calls it with the same
+// range; it ends on a barrier, so the tiles may be reused at once.
+template <typename T, class Tile, class ALoader, class BLoader, class Product>
 __device__ __forceinline__ void mainloop(const ALoader& a, const BLoader& b, int k_begin, int k_end,
-                                         SharedTiles<T, Tile>& tiles, T (&sum)[8][8]) {
+                                         SharedTiles<T, Tile>& tiles, Product& product) {
     if (k_begin >= k_end) return;
     typename ALoader::Registers a_next;
     typename BLoader::Registers b_next;
@@ -112,7 +120,7 @@ __device__ __forceinline__ void mainloop(const ALoader& a, const BLoader& b, int
             a.fetch(k0 + Tile::BK, a_next);
             b.fetch(k0 + Tile::BK, b_next);
         }
-        multiply<T, Tile>(tiles.a[buffer], tiles.b[buffer], sum);
+        product.multiply(tiles.a[buffer], tiles.b[buffer]);
         if (more) {
             a.store(a_next, tiles.a[buffer ^ 1]);
             b.store(b_next, tiles.b[buffer ^ 1]);
@@ -201,18 +209,24 @@ struct Unchanged {
     template <typename T> __device__ __forceinline__ T operator()(T v, long long, int) const { return v; }
 };
 
-// Writes the block's sums through `epilogue` into out, whose element (row, column) of the M×N product is
+// Where element (row, column) of the M×N product goes in out:
 //     out[(column / L)·image_stride + row·L + column % L]
 // — a plain row-major matrix when L = N (image_stride unused), or the (image, row, pixel) layout of a
-// convolution's NCHW output when the columns run over (image, pixel) with L pixels an image.
+// convolution's NCHW output when the columns run over (image, pixel) with L pixels an image. This is the part
+// that depends on the column only; add row·L.
+__device__ __forceinline__ long long column_offset(int column, int L, long long image_stride) {
+    return column / L * image_stride + column % L;
+}
+
+// Writes the block's sums through `epilogue` into out (see column_offset).
 template <typename T, class Tile, class Finish>
-__device__ __forceinline__ void write_tile(const T (&sum)[8][8], T* out, const Finish& epilogue, int m0, int n0,
+__device__ __forceinline__ void write_tile(const Sums<T, Tile>& sums, T* out, const Finish& epilogue, int m0, int n0,
                                            int m, int n, int L, long long image_stride) {
-    long long column_at[8];  // the part of each of the thread's columns' offset that does not depend on row
+    long long column_at[8];
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
         const int column = n0 + tile_column<Tile>(j);
-        column_at[j] = column < n ? column / L * image_stride + column % L : -1;
+        column_at[j] = column < n ? column_offset(column, L, image_stride) : -1;
     }
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
@@ -222,7 +236,7 @@ __device__ __forceinline__ void write_tile(const T (&sum)[8][8], T* out, const F
         for (int j = 0; j < 8; ++j) {
             if (column_at[j] < 0) continue;
             const long long at = column_at[j] + (long long)row * L;
-            out[at] = epilogue(sum[i][j], at, row);
+            out[at] = epilogue(sums.sum[i][j], at, row);
         }
     }
 }

@@ -28,6 +28,7 @@ extern "C" void ninx_emu_syncwarp();
 extern "C" unsigned long long* ninx_emu_lanes();  // this warp's 32 exchange slots for the coming shuffle
 
 inline void __syncthreads() { ninx_emu_syncthreads(); }
+inline void __syncwarp(unsigned /*mask*/ = 0xffffffffu) { ninx_emu_syncwarp(); }  // the whole warp, as here
 
 // CUDA's integer min and max
 inline int min(int a, int b) { return a < b ? a : b; }
