@@ -41,7 +41,7 @@ out = get_backend("cuda").gemm(cupy.asarray(a), cupy.asarray(b), cupy.empty((1, 
 error = np.linalg.norm(out - a.astype(np.float64) @ b) / np.linalg.norm(a.astype(np.float64) @ b)
 assert error < 1e-5, f"the GEMM on the GPU is wrong: relative error {error:.2e}"
 print(f"gate: GEMM relative error {error:.2e}")' || { echo "gate failed: no usable GPU; see $OUT/gate.log"; exit 1; }
-step conformance 240 "$PY" -m pytest -q -p no:cacheprovider tests -k "cuda"
+step conformance 240 "$PY" -m pytest -q -p no:cacheprovider tests -k "cuda or implicit_gemm"
 step benchmark 200 "$PY" -m benchmarks --sections gpu --out "$OUT"
 if command -v compute-sanitizer > /dev/null; then
     step memcheck 90 compute-sanitizer --tool memcheck --error-exitcode 3 "$PY" benchmarks/gpu_kernels_once.py

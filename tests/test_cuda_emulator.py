@@ -178,28 +178,38 @@ class _PlantedDevice(EmulatedDevice):
         return self.module.get_function(name)
 
 
-def _without_barrier(tmp_path, module, which, names):
-    """`module`.cu with its `which`-th __syncthreads() removed (None: intact), built for the emulator."""
-    text = sources.path(module).read_text()
+def _without_barrier(tmp_path, module, which, names, header=None):
+    """`module`.cu with the `which`-th __syncthreads() of its text — or of the header it includes — removed
+    (None: intact), built for the emulator. The headers are copied beside the copy (so every include of the
+    planted one finds it), and its first line names the change: a test source is cached by its own content."""
+    planted = sources.DIRECTORY / header if header else sources.path(module)
+    text = planted.read_text()
     barriers = [m.start() for m in re.finditer(r"__syncthreads\(\);", text)]
     assert len(barriers) == 2
     if which is not None:
         text = text[:barriers[which]] + text[barriers[which] + len("__syncthreads();"):]
-    path = tmp_path / f"{module}_barrier_{which}.cu"
-    path.write_text(text)
+    path = tmp_path / f"{module}_barrier_{which}" / f"{module}.cu"
+    path.parent.mkdir()
+    if header:
+        for original in sources.DIRECTORY.glob("*.cuh"):
+            (path.parent / original.name).write_text(text if original.name == header else original.read_text())
+        text = sources.path(module).read_text()
+    path.write_text(f"// {planted.name} without its barrier {which}\n{text}")
     return _PlantedDevice(EmulatedModule(path, names))
 
 
 @pytest.mark.parametrize("which", [0, 1])
 def test_the_real_gemm_without_a_barrier_is_caught(tmp_path, which):
-    """Either barrier of the GEMM's k loop (after staging the tiles, after using them), taken out, makes its
-    emulated result wrong — and the same build with both barriers is right, so it is the barrier that matters."""
+    """Either barrier of the GEMM's mainloop (mainloop.cuh: after staging the first step, and at the end of
+    every step, which publishes the next buffer and retires the one just used), taken out, makes its emulated
+    result wrong — and the same build with both barriers is right, so it is the barrier that matters."""
     rng = np.random.default_rng(which)
     a, b = rng.standard_normal((2, 70, 40)).astype(np.float32), rng.standard_normal((2, 40, 50)).astype(np.float32)
     expected = np.einsum("imk,ikn->imn", a.astype(np.float64), b.astype(np.float64))
     intact, broken = np.empty((2, 70, 50), np.float32), np.empty((2, 70, 50), np.float32)
-    cuda_gemm.gemm(_without_barrier(tmp_path, "gemm", None, ["gemm<float>"]), a, b, intact)
-    cuda_gemm.gemm(_without_barrier(tmp_path, "gemm", which, ["gemm<float>"]), a, b, broken)
+    names = cuda_gemm.SOURCE.instances
+    cuda_gemm.gemm(_without_barrier(tmp_path, "gemm", None, names, "mainloop.cuh"), a, b, intact)
+    cuda_gemm.gemm(_without_barrier(tmp_path, "gemm", which, names, "mainloop.cuh"), a, b, broken)
     assert np.allclose(intact, expected, atol=1e-4)
     assert not np.allclose(broken, expected, atol=1e-4)
 

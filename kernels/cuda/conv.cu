@@ -28,21 +28,32 @@ struct Conv {
     __device__ int kg() const { return k / groups; }
 };
 
-// Which elements of a step's BK × W slice a thread loads. Column-fixed: the same COLUMNS columns every
-// step; element e is column slot e % COLUMNS at depth depth(e).
-template <int W, int BK, int THREADS> struct ColumnFixed {
+// Which elements of a step's BK × W slice a thread loads, and their store into the shared tile; each gather
+// loader below derives from one. Column-fixed: the same COLUMNS columns every step; element e is column slot
+// e % COLUMNS at depth depth(e).
+template <typename T, int W, int BK, int THREADS> struct ColumnFixed {
     static constexpr int E = W * BK / THREADS, COLUMNS = W > THREADS ? W / THREADS : 1;
     static constexpr int K_STEP = W > THREADS ? 1 : THREADS / W;
+    typedef T Registers[E];
     __device__ static int column(int slot) { return W > THREADS ? threadIdx.x + THREADS * slot : threadIdx.x % W; }
     __device__ static int depth(int e) { return (W > THREADS ? 0 : threadIdx.x / W) + K_STEP * (e / COLUMNS); }
+    __device__ __forceinline__ void store(const Registers& r, T (*tile)[W + SHARED_PAD]) const {
+#pragma unroll
+        for (int e = 0; e < E; ++e) tile[depth(e)][column(e % COLUMNS)] = r[e];
+    }
 };
 
 // Depth-fixed: one k of each step, consecutive threads on consecutive k (so on consecutive pixels of the
 // tensor); element e is column column(e).
-template <int W, int BK, int THREADS> struct DepthFixed {
+template <typename T, int W, int BK, int THREADS> struct DepthFixed {
     static constexpr int E = W * BK / THREADS;
+    typedef T Registers[E];
     __device__ static int depth() { return threadIdx.x % BK; }
     __device__ static int column(int e) { return threadIdx.x / BK + THREADS / BK * e; }
+    __device__ __forceinline__ void store(const Registers& r, T (*tile)[W + SHARED_PAD]) const {
+#pragma unroll
+        for (int e = 0; e < E; ++e) tile[depth()][column(e)] = r[e];
+    }
 };
 
 // (a, b) = (i / d, i % d) in 32 bits
@@ -58,9 +69,9 @@ __device__ __forceinline__ T pixel(const T* image, int c, int y, int x, int h, i
 }
 
 // B of the forward: x's window under output pixel (n, p, q) = column, at tap (c, r, s) = k.
-template <typename T, int W, int BK, int THREADS> struct InputWindows {
-    typedef ColumnFixed<W, BK, THREADS> Map;
-    typedef T Registers[Map::E];
+template <typename T, int W, int BK, int THREADS> struct InputWindows : ColumnFixed<T, W, BK, THREADS> {
+    typedef ColumnFixed<T, W, BK, THREADS> Map;
+    using typename Map::Registers;
     Conv g;
     int depth_count;
     const T* image[Map::COLUMNS];  // x[n, group·Cg] of the column's image; null past the last column
@@ -90,17 +101,12 @@ template <typename T, int W, int BK, int THREADS> struct InputWindows {
                        ? pixel(image[slot], c, y0[slot] + i * g.dh, x0[slot] + j * g.dw, g.h, g.w) : T(0);
         }
     }
-
-    __device__ __forceinline__ void store(const Registers& r, T (*tile)[W + SHARED_PAD]) const {
-#pragma unroll
-        for (int e = 0; e < Map::E; ++e) tile[Map::depth(e)][Map::column(e % Map::COLUMNS)] = r[e];
-    }
 };
 
 // B of the input gradient: the entries of dy that input pixel (n, y, x) = column fed, at tap (k, r, s) = k.
-template <typename T, int W, int BK, int THREADS> struct OutputTaps {
-    typedef ColumnFixed<W, BK, THREADS> Map;
-    typedef T Registers[Map::E];
+template <typename T, int W, int BK, int THREADS> struct OutputTaps : ColumnFixed<T, W, BK, THREADS> {
+    typedef ColumnFixed<T, W, BK, THREADS> Map;
+    using typename Map::Registers;
     Conv g;
     int depth_count;
     const T* image[Map::COLUMNS];  // dy[n, group·Kg]; null past the last column
@@ -134,17 +140,12 @@ template <typename T, int W, int BK, int THREADS> struct OutputTaps {
             r[e] = tap ? image[slot][(k * g.p + p) * g.q + q] : T(0);
         }
     }
-
-    __device__ __forceinline__ void store(const Registers& r, T (*tile)[W + SHARED_PAD]) const {
-#pragma unroll
-        for (int e = 0; e < Map::E; ++e) tile[Map::depth(e)][Map::column(e % Map::COLUMNS)] = r[e];
-    }
 };
 
 // A of the weight gradient: dy[n, group·Kg + row, pixel] for k = (n, pixel) and rows row = the tile's w.
-template <typename T, int W, int BK, int THREADS> struct OutputRows {
-    typedef DepthFixed<W, BK, THREADS> Map;
-    typedef T Registers[Map::E];
+template <typename T, int W, int BK, int THREADS> struct OutputRows : DepthFixed<T, W, BK, THREADS> {
+    typedef DepthFixed<T, W, BK, THREADS> Map;
+    using typename Map::Registers;
     Conv g;
     const T* gy;
     int group, w0, depth_count;
@@ -163,18 +164,13 @@ template <typename T, int W, int BK, int THREADS> struct OutputRows {
             r[e] = depth < depth_count && row < g.kg() ? row0[row * g.p * g.q] : T(0);
         }
     }
-
-    __device__ __forceinline__ void store(const Registers& r, T (*tile)[W + SHARED_PAD]) const {
-#pragma unroll
-        for (int e = 0; e < Map::E; ++e) tile[Map::depth()][Map::column(e)] = r[e];
-    }
 };
 
 // B of the weight gradient: x[n, group·Cg + c, p·sh − ph + r·dh, q·sw − pw + s·dw] for k = (n, p, q) and
 // column (c, r, s).
-template <typename T, int W, int BK, int THREADS> struct InputTaps {
-    typedef DepthFixed<W, BK, THREADS> Map;
-    typedef T Registers[Map::E];
+template <typename T, int W, int BK, int THREADS> struct InputTaps : DepthFixed<T, W, BK, THREADS> {
+    typedef DepthFixed<T, W, BK, THREADS> Map;
+    using typename Map::Registers;
     Conv g;
     const T* x;
     int group, w0, depth_count, column_count;
@@ -198,11 +194,6 @@ template <typename T, int W, int BK, int THREADS> struct InputTaps {
             r[e] = depth < depth_count && column < column_count
                        ? pixel(image, c, y0 + i * g.dh, x0 + j * g.dw, g.h, g.w) : T(0);
         }
-    }
-
-    __device__ __forceinline__ void store(const Registers& r, T (*tile)[W + SHARED_PAD]) const {
-#pragma unroll
-        for (int e = 0; e < Map::E; ++e) tile[Map::depth()][Map::column(e)] = r[e];
     }
 };
 
