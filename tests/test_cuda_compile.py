@@ -2,6 +2,7 @@
 from the nvidia-cuda-nvrtc-cu12 wheel, called through cupy_backends, which needs neither a GPU nor a driver.
 And the list of instances misses no kernel: what it lists is what the GPU loads and the emulator builds."""
 import re
+from itertools import product
 
 import pytest
 
@@ -36,12 +37,25 @@ def test_every_instance_compiles_to_ptx(module, architecture):
         assert re.search(rf"\.entry {re.escape(symbol)}\(", text), f"{name} ({symbol}) is not a kernel in the PTX"
 
 
+# a kernel's template parameters, as the .cu file declares them, and the arguments each takes in an instance
+TEMPLATE_ARGUMENTS = {"typename T": ("float", "double"), "typename Index": ("int", "long long")}
+
+
 @pytest.mark.parametrize("module", sorted(sources.MODULES))
-def test_every_kernel_is_instantiated_for_float_and_double(module):
-    kernels = set(re.findall(r"__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(",
-                             sources.path(module).read_text()))
+def test_every_kernel_is_instantiated_for_float_and_double_and_each_index_type(module):
+    """A kernel template <typename T> has the instances k<float> and k<double>; one template <typename T,
+    typename Index> has k<float, int>, k<float, long long>, k<double, int> and k<double, long long>."""
+    text = sources.path(module).read_text()
+    kernels = re.findall(r"template\s*<([^>]*)>\s*__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(",
+                         text)
     assert kernels, f"no kernels found in {module}.cu"
-    assert set(sources.MODULES[module]) == {f"{k}<{t}>" for k in kernels for t in ("float", "double")}
+    assert len(kernels) == text.count("__global__"), f"{module}.cu has a kernel that is not a template"
+    expected = set()
+    for parameters, kernel in kernels:
+        parameters = [p.strip() for p in parameters.split(",")]
+        assert set(parameters) <= set(TEMPLATE_ARGUMENTS), f"{kernel} has template parameters {parameters}"
+        expected |= {f"{kernel}<{', '.join(types)}>" for types in product(*(TEMPLATE_ARGUMENTS[p] for p in parameters))}
+    assert set(sources.MODULES[module]) == expected
 
 
 def test_every_source_is_listed():

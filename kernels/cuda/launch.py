@@ -1,5 +1,5 @@
-"""What every launch needs: a `Source` (one .cu file and its template instances), the instance for a dtype,
-and the grid of a one-thread-per-element kernel.
+"""What every launch needs: a `Source` (one .cu file and its template instances), the instance for a dtype
+(and an index type), and the grid of a one-thread-per-element kernel.
 
 Each wrapper (activation.py, conv.py, …) declares the Source it launches, beside the functions that launch
 it, so a reader goes from an op's wrapper straight to its .cu file. A device (gpu.GpuDevice, or
@@ -16,30 +16,44 @@ NULL = np.uint64(0)  # a null pointer argument, as 8 zero bytes: CuPy 13.3 passe
 THREADS = 128  # per block of a one-thread-per-element kernel
 BLOCKS_PER_MULTIPROCESSOR = 8  # its grid-stride loops need no more blocks than fill the GPU
 C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+INDEX_TYPES = {np.int32: "int", np.int64: "long long"}
+# int indexes a launch whose element counts and offsets all lie below this; the 2^24 of headroom keeps the
+# last step of a grid-stride loop (by one grid, fewer than 2^24 threads) from overflowing
+INDEX_LIMIT = 2**31 - 2**24
+
+
+def index_type(*extents):
+    """np.int32 if every extent (the largest element count or offset a kernel computes) is below INDEX_LIMIT,
+    else np.int64: the Index of the kernel's instance, and the type of its Index arguments."""
+    return np.int32 if max(extents, default=0) < INDEX_LIMIT else np.int64
 
 
 class Source:
-    """`<module>.cu` and the kernels it defines, each a template instantiated for float and double."""
+    """`<module>.cu` and the kernels it defines, each a template instantiated for float and double: `kernels`
+    as name<T>, `indexed` ones as name<T, Index> for each Index of INDEX_TYPES too."""
 
-    def __init__(self, module, kernels):
-        self.module, self.kernels = module, tuple(kernels)
+    def __init__(self, module, kernels=(), indexed=()):
+        self.module, self.kernels, self.indexed = module, tuple(kernels), tuple(indexed)
         self.path = DIRECTORY / f"{module}.cu"
-        self.instances = tuple(f"{kernel}<{t}>" for kernel in self.kernels for t in C_TYPES.values())
+        self.instances = (tuple(f"{kernel}<{t}>" for kernel in self.kernels for t in C_TYPES.values()) +
+                          tuple(f"{kernel}<{t}, {i}>" for kernel in self.indexed for t in C_TYPES.values()
+                                for i in INDEX_TYPES.values()))
 
-    def kernel(self, device, name, dtype):
-        """The instance name<float> or name<double> for `dtype`, on `device`."""
+    def kernel(self, device, name, dtype, index=None):
+        """The instance name<T> of an unindexed kernel, or name<T, Index> for index type `index`, on `device`."""
         if np.dtype(dtype) not in C_TYPES:
             raise TypeError(f"{name}: the cuda kernels take float32 or float64, got {np.dtype(dtype)}")
-        return device.function(self, f"{name}<{C_TYPES[np.dtype(dtype)]}>")
+        types = C_TYPES[np.dtype(dtype)] if index is None else f"{C_TYPES[np.dtype(dtype)]}, {INDEX_TYPES[index]}"
+        return device.function(self, f"{name}<{types}>")
 
-    def each_element(self, device, name, dtype, count, args):
+    def each_element(self, device, name, dtype, count, args, index=None):
         """Launch the grid-stride kernel `name` over `count` elements (nothing to launch for none)."""
         if count > 0:
             blocks = min(-(-count // THREADS), BLOCKS_PER_MULTIPROCESSOR * device.multiprocessors)
-            self.kernel(device, name, dtype)((blocks,), (THREADS,), args)
+            self.kernel(device, name, dtype, index)((blocks,), (THREADS,), args)
 
     def __repr__(self):
-        return f"Source({self.module!r}, {self.kernels})"
+        return f"Source({self.module!r}, {self.kernels}, {self.indexed})"
 
 
 def window_args(g):
