@@ -1,13 +1,47 @@
-"""The memory-bound cuda kernels' launch choices: the int or long long instance by the size of the arrays, and
-Divmod's exactness against Python's divmod."""
+"""The memory-bound cuda kernels' launch choices: the int or long long instance by the size of the arrays (at
+the boundary, with the limit brought down for the test), and Divmod's exactness against Python's divmod."""
 import os
 import shutil
 
 import numpy as np
 import pytest
 
+from ninx.backend import get_backend
+from ninx.geometry import window2d
+from ninx_kernels import cuda
 from ninx_kernels.cuda import launch
 from ninx_kernels.cuda.emulator import EmulatedModule
+
+needs_cuda = pytest.mark.skipif(not (cuda.available() or os.environ.get("NINX_EXPECT_CUDA") == "1"),
+                                reason="no GPU, and NINX_CUDA_EMULATE is not 1")
+
+
+@pytest.fixture(scope="module")
+def real():
+    """The cuda device these tests run on: the GPU, or the emulator with NINX_CUDA_EMULATE=1."""
+    return cuda._emulated_device() if os.environ.get("NINX_CUDA_EMULATE") == "1" else cuda._gpu_device()
+
+
+class Recording:
+    """A cuda device that notes each launch (instance, grid, arguments), and may claim another number of
+    multiprocessors, which the wrappers size their grids by."""
+
+    def __init__(self, device, multiprocessors=None):
+        self.device, self.xp = device, device.xp
+        self.multiprocessors = multiprocessors or device.multiprocessors
+        self.launches = []
+
+    def function(self, source, instance):
+        kernel = self.device.function(source, instance)
+
+        def launch_(grid, block, args):
+            self.launches.append((instance, grid, args))
+            return kernel(grid, block, args)
+        return launch_
+
+
+def _host(array):
+    return array if isinstance(array, np.ndarray) else array.get()
 
 
 # ---- Divmod: a multiply and a shift, exact for every int dividend -------------------------------------------
@@ -54,3 +88,44 @@ def test_index_type_is_int_below_the_limit(monkeypatch):
     assert launch.INDEX_LIMIT + 2**24 == 2**31  # headroom for one grid's step past the count
     monkeypatch.setattr(launch, "INDEX_LIMIT", 10)
     assert launch.index_type(9) is np.int32 and launch.index_type(10) is np.int64
+
+
+RNG = np.random.default_rng(2)
+X = RNG.standard_normal((2, 3, 7, 6))
+POOL = window2d("pool", X.shape, 2, 1, 1)  # output (2, 3, 8, 7): larger than the input
+DEPTHWISE = window2d("conv2d", X.shape, 3, 1, 2, dilation=2)  # multiplier 2: output (2, 6, 7, 6)
+W = RNG.standard_normal((6, 1, 3, 3))
+GY_POOL, GY_DEPTHWISE = (RNG.standard_normal(s) for s in (POOL.output_shape, (2, 6, 7, 6)))
+ARGMAX = get_backend("cpu").max_pool2d(X, POOL)[1]
+
+# kernel table entry: (its arguments, given a function that puts an array on the device; the largest extent)
+CASES = {
+    "max_pool2d": (lambda a: (a(X), POOL), GY_POOL.size),
+    "max_pool2d_backward": (lambda a: (a(GY_POOL), a(ARGMAX), POOL), GY_POOL.size),
+    "avg_pool2d": (lambda a: (a(X), POOL, True, 0), GY_POOL.size),
+    "avg_pool2d_backward": (lambda a: (a(GY_POOL), POOL, False, 0), GY_POOL.size),
+    "depthwise_conv2d": (lambda a: (a(X), a(W), DEPTHWISE), GY_DEPTHWISE.size),
+    "depthwise_conv2d_backward_input": (lambda a: (a(GY_DEPTHWISE), a(W), DEPTHWISE), GY_DEPTHWISE.size),
+    "depthwise_conv2d_backward_weight": (lambda a: (a(X), a(GY_DEPTHWISE), DEPTHWISE), GY_DEPTHWISE.size),
+}
+
+
+@needs_cuda
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_each_wrapper_launches_the_int_instance_exactly_when_its_arrays_fit(real, monkeypatch, name):
+    """With the limit at the largest array's size, the long long instances; one above it, the int ones; the
+    same bits either way, and the CPU's values."""
+    arguments, extent = CASES[name]
+    expected = getattr(get_backend("cpu"), name)(*arguments(lambda v: v))
+    results = {}
+    for limit, index in ((extent, "long long"), (extent + 1, "int")):
+        monkeypatch.setattr(launch, "INDEX_LIMIT", limit)
+        device = Recording(real)
+        got = getattr(cuda.kernel_table(device), name)(*arguments(real.xp.asarray))
+        results[index] = [_host(g) for g in (got if isinstance(got, tuple) else (got,))]
+        indexed = [instance for instance, _, _ in device.launches if "," in instance]
+        assert indexed and all(instance.endswith(f", {index}>") for instance in indexed), device.launches
+    for on_int, on_long, on_cpu in zip(results["int"], results["long long"],
+                                       expected if isinstance(expected, tuple) else (expected,)):
+        assert on_int.tobytes() == on_long.tobytes()
+        np.testing.assert_allclose(on_int, on_cpu, rtol=1e-12, atol=1e-12)
