@@ -1,5 +1,6 @@
 """The memory-bound cuda kernels' launch choices: the int or long long instance by the size of the arrays (at
-the boundary, with the limit brought down for the test), and Divmod's exactness against Python's divmod."""
+the boundary, with the limit brought down for the test), Divmod's exactness against Python's divmod, and ReLU's
+16-byte vectors where the arrays are aligned."""
 import os
 import shutil
 
@@ -42,6 +43,10 @@ class Recording:
 
 def _host(array):
     return array if isinstance(array, np.ndarray) else array.get()
+
+
+def _address(array):
+    return array.data.ptr if hasattr(array.data, "ptr") else array.ctypes.data
 
 
 # ---- Divmod: a multiply and a shift, exact for every int dividend -------------------------------------------
@@ -95,11 +100,13 @@ X = RNG.standard_normal((2, 3, 7, 6))
 POOL = window2d("pool", X.shape, 2, 1, 1)  # output (2, 3, 8, 7): larger than the input
 DEPTHWISE = window2d("conv2d", X.shape, 3, 1, 2, dilation=2)  # multiplier 2: output (2, 6, 7, 6)
 W = RNG.standard_normal((6, 1, 3, 3))
-GY_POOL, GY_DEPTHWISE = (RNG.standard_normal(s) for s in (POOL.output_shape, (2, 6, 7, 6)))
+GY_X, GY_POOL, GY_DEPTHWISE = (RNG.standard_normal(s) for s in (X.shape, POOL.output_shape, (2, 6, 7, 6)))
 ARGMAX = get_backend("cpu").max_pool2d(X, POOL)[1]
 
 # kernel table entry: (its arguments, given a function that puts an array on the device; the largest extent)
 CASES = {
+    "relu": (lambda a: (a(X), np.inf), X.size),
+    "relu_backward": (lambda a: (a(X), a(GY_X), 6.0), X.size),
     "max_pool2d": (lambda a: (a(X), POOL), GY_POOL.size),
     "max_pool2d_backward": (lambda a: (a(GY_POOL), a(ARGMAX), POOL), GY_POOL.size),
     "avg_pool2d": (lambda a: (a(X), POOL, True, 0), GY_POOL.size),
@@ -129,3 +136,45 @@ def test_each_wrapper_launches_the_int_instance_exactly_when_its_arrays_fit(real
                                        expected if isinstance(expected, tuple) else (expected,)):
         assert on_int.tobytes() == on_long.tobytes()
         np.testing.assert_allclose(on_int, on_cpu, rtol=1e-12, atol=1e-12)
+
+
+# ---- ReLU: 16-byte vectors where aligned, single values for the rest ---------------------------------------
+
+def _clamp_inputs(xp, dtype, size, offset, seed):
+    """(x, gy): `size` values (NaN, ±inf, 0 and 6 among them) starting `offset` elements past a 16-byte
+    boundary of their buffers."""
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal((2, size)) * 5
+    values[0, ::5] = np.resize([np.nan, np.inf, -np.inf, 0.0, 6.0, -0.0], values[0, ::5].size)
+    views = []
+    for row in values:
+        buffer = xp.empty(size + offset + 16, dtype=dtype)
+        start = (-_address(buffer) % 16) // buffer.itemsize + offset
+        buffer[start:start + size] = xp.asarray(row.astype(dtype))
+        views.append(buffer[start:start + size])
+    return views
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("offset", [0, 1, 2, 4])
+@pytest.mark.parametrize("size", [1, 3, 4, 5, 8, 9, 31, 1027])
+def test_relu_uses_vectors_only_where_aligned_and_handles_the_tail(real, dtype, offset, size):
+    x, gy = _clamp_inputs(real.xp, dtype, size, offset, seed=size)
+    aligned = offset * np.dtype(dtype).itemsize % 16 == 0
+    cpu = get_backend("cpu")
+    for cap in (np.inf, 6.0):
+        device = Recording(real)
+        y, gx = cuda.activation.relu(device, x, cap), cuda.activation.relu_backward(device, x, gy, cap)
+        assert [args[-3] for _, _, args in device.launches] == [size // (16 // x.itemsize) if aligned else 0] * 2
+        assert np.array_equal(_host(y), cpu.relu(_host(x), cap), equal_nan=True)
+        assert np.array_equal(_host(gx), cpu.relu_backward(_host(x), _host(gy), cap), equal_nan=True)
+
+
+@needs_cuda
+def test_relu_backward_with_one_misaligned_operand_goes_one_value_at_a_time(real):
+    (x, _), (_, gy) = _clamp_inputs(real.xp, np.float32, 33, 0, 1), _clamp_inputs(real.xp, np.float32, 33, 3, 2)
+    device = Recording(real)
+    gx = cuda.activation.relu_backward(device, x, gy, np.inf)
+    assert device.launches[0][2][-3] == 0
+    assert np.array_equal(_host(gx), get_backend("cpu").relu_backward(_host(x), _host(gy), np.inf), equal_nan=True)

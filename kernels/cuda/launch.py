@@ -1,5 +1,5 @@
 """What every launch needs: a `Source` (one .cu file and its template instances), the instance for a dtype
-(and an index type), and the grid of a one-thread-per-element kernel.
+(and an index type), the grid of a one-thread-per-element kernel, and which arrays allow 16-byte accesses.
 
 Each wrapper (activation.py, conv.py, …) declares the Source it launches, beside the functions that launch
 it, so a reader goes from an op's wrapper straight to its .cu file. A device (gpu.GpuDevice, or
@@ -59,3 +59,8 @@ class Source:
 def window_args(g):
     """A Window2d's sizes as the conv and max-pool kernels take them: h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow."""
     return tuple(np.int32(v) for v in (g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.oh, g.ow))
+
+
+def aligned(*arrays):
+    """Whether every array starts on a 16-byte boundary, so a kernel may read and write it as float4/double2."""
+    return all((a.data.ptr if hasattr(a.data, "ptr") else a.ctypes.data) % 16 == 0 for a in arrays)
