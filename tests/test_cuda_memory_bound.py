@@ -1,8 +1,9 @@
 """The memory-bound cuda kernels' launch choices: the int or long long instance by the size of the arrays (at
-the boundary, with the limit brought down for the test), Divmod's exactness against Python's divmod, and ReLU's
-16-byte vectors where the arrays are aligned."""
+the boundary, with the limit brought down for the test), Divmod's exactness against Python's divmod, ReLU's
+16-byte vectors where the arrays are aligned, and batch norm's (channel, slice) grid."""
 import os
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from ninx.backend import get_backend
 from ninx.geometry import window2d
 from ninx_kernels import cuda
-from ninx_kernels.cuda import launch
+from ninx_kernels.cuda import batchnorm, launch
 from ninx_kernels.cuda.emulator import EmulatedModule
 
 needs_cuda = pytest.mark.skipif(not (cuda.available() or os.environ.get("NINX_EXPECT_CUDA") == "1"),
@@ -102,6 +103,7 @@ DEPTHWISE = window2d("conv2d", X.shape, 3, 1, 2, dilation=2)  # multiplier 2: ou
 W = RNG.standard_normal((6, 1, 3, 3))
 GY_X, GY_POOL, GY_DEPTHWISE = (RNG.standard_normal(s) for s in (X.shape, POOL.output_shape, (2, 6, 7, 6)))
 ARGMAX = get_backend("cpu").max_pool2d(X, POOL)[1]
+PER_CHANNEL = [RNG.standard_normal(3), RNG.uniform(0.5, 2, 3), RNG.standard_normal(3), RNG.standard_normal(3)]
 
 # kernel table entry: (its arguments, given a function that puts an array on the device; the largest extent)
 CASES = {
@@ -114,6 +116,9 @@ CASES = {
     "depthwise_conv2d": (lambda a: (a(X), a(W), DEPTHWISE), GY_DEPTHWISE.size),
     "depthwise_conv2d_backward_input": (lambda a: (a(GY_DEPTHWISE), a(W), DEPTHWISE), GY_DEPTHWISE.size),
     "depthwise_conv2d_backward_weight": (lambda a: (a(X), a(GY_DEPTHWISE), DEPTHWISE), GY_DEPTHWISE.size),
+    "batch_norm_stats": (lambda a: (a(X),), X.size),
+    "batch_norm_forward": (lambda a: (a(X), *map(a, PER_CHANNEL)), X.size),
+    "batch_norm_backward": (lambda a: (a(X), a(GY_X), *map(a, PER_CHANNEL[:3]), True), X.size),
 }
 
 
@@ -178,3 +183,46 @@ def test_relu_backward_with_one_misaligned_operand_goes_one_value_at_a_time(real
     gx = cuda.activation.relu_backward(device, x, gy, np.inf)
     assert device.launches[0][2][-3] == 0
     assert np.array_equal(_host(gx), get_backend("cpu").relu_backward(_host(x), _host(gy), np.inf), equal_nan=True)
+
+
+# ---- batch norm: a (channel, slice) grid that fills the GPU, merged in a fixed order -----------------------
+
+def test_batch_norm_cuts_few_channels_into_enough_slices():
+    h100 = SimpleNamespace(multiprocessors=132)
+    for channels, values in ((96, 32 * 56 * 56), (3, 10**6), (384, 8 * 28 * 28)):
+        slices, length = batchnorm._slicing(h100, channels, values)
+        assert (slices - 1) * length < values <= slices * length  # no slice empty, every value in one
+        assert channels * slices >= launch.BLOCKS_PER_MULTIPROCESSOR * 132 or length < 2 * batchnorm.MIN_SLICE
+    assert batchnorm._slicing(h100, 96, 32 * 56 * 56)[0] == 11  # 1056 blocks for C = 96
+    assert batchnorm._slicing(h100, 2048, 10**6) == (1, 10**6)  # enough channels: one slice each
+    assert batchnorm._slicing(h100, 4, 1000) == (1, 1000)  # too few values to share
+    assert batchnorm._slicing(h100, 4, 0) == (1, 1)
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
+def test_batch_norm_over_many_slices_matches_the_cpu_and_repeats_bit_for_bit(real, monkeypatch, dtype, tol):
+    """Two channels of 2697 values on a GPU of 132 multiprocessors, slices of at least 100: 26 slices, the last
+    one short. An offset of 1000 over a spread of 1 would cancel in Σx² − M·mean²; Chan's merge keeps it."""
+    monkeypatch.setattr(batchnorm, "MIN_SLICE", 100)
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((3, 2, 29, 31)) + 1000).astype(dtype)
+    gy = rng.standard_normal(x.shape).astype(dtype)
+    runs = []
+    for _ in range(2):
+        device = Recording(real, multiprocessors=132)
+        table, a = cuda.kernel_table(device), real.xp.asarray
+        mean, var = table.batch_norm_stats(a(x))
+        inv_std = 1 / real.xp.sqrt(var + dtype(1e-5))
+        runs.append([_host(v) for v in (mean, var, *table.batch_norm_backward(a(x), a(gy), mean, inv_std,
+                                                                               a(np.ones(2, dtype)), True))])
+        grids = [grid for instance, grid, _ in device.launches if "partials" in instance]
+        assert grids == [(2, 26), (2, 26)]
+    assert all(first.tobytes() == second.tobytes() for first, second in zip(*runs))
+    mean, var, *gradients = runs[0]
+    np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=(0, 2, 3)), rtol=tol)
+    np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2, 3)), rtol=tol)
+    on_cpu = get_backend("cpu").batch_norm_backward(x, gy, mean, 1 / np.sqrt(var + dtype(1e-5)), np.ones(2, dtype),
+                                                    True)
+    for got, want in zip(gradients, on_cpu):
+        np.testing.assert_allclose(got, want, rtol=10 * tol, atol=10 * tol)
