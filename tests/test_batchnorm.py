@@ -45,6 +45,30 @@ def test_kernels_compute_stats_and_normalise_per_channel(device, dtype, tol):
     np.testing.assert_allclose(host(y), expected, rtol=10 * tol, atol=10 * tol)
 
 
+@pytest.mark.parametrize("dtype, tol", [("float32", 1e-5), ("float64", 1e-12)])
+def test_few_channels_over_many_values_reduce_alike_on_every_run(device, dtype, tol):
+    """Two channels of 25600 values each (the cuda device reduces them in slices, side by side, then merges
+    the slices): the statistics and the backward's sums within the tolerances, and the same bytes twice."""
+    backend = get_backend(device)
+    x, gy = batch(14, (16, 2, 40, 40)), np.random.default_rng(15).standard_normal((16, 2, 40, 40))
+    runs = []
+    for _ in range(2):
+        mean, var = backend.batch_norm_stats(backend.asarray(x, dtype))
+        inv_std = backend.asarray(1 / np.sqrt(host(var) + 1e-5), dtype)
+        gx, gw, gb = backend.batch_norm_backward(backend.asarray(x, dtype), backend.asarray(gy, dtype), mean, inv_std,
+                                                 backend.asarray(np.ones(2), dtype), True)
+        runs.append([host(a) for a in (mean, var, gx, gw, gb)])
+    assert all(first.tobytes() == second.tobytes() for first, second in zip(*runs))
+    mean, var, gx, gw, gb = runs[0]
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), rtol=tol, atol=tol)
+    np.testing.assert_allclose(var, x.var(axis=(0, 2, 3)), rtol=tol, atol=tol)
+    c = (1, -1, 1, 1)
+    xhat = (x - mean.astype(np.float64).reshape(c)) * (1 / np.sqrt(var.astype(np.float64) + 1e-5)).reshape(c)
+    scale = np.sqrt(gy.size / 2)  # the sums grow as √M
+    np.testing.assert_allclose(gb, gy.sum(axis=(0, 2, 3)), atol=tol * scale)
+    np.testing.assert_allclose(gw, (gy * xhat).sum(axis=(0, 2, 3)), atol=10 * tol * scale)
+
+
 @pytest.mark.parametrize("training", [True, False])
 def test_backward_kernel_matches_the_closed_forms(device, training):
     """gbias = Σgy, gweight = Σgy·x̂; gx = w·inv_std/M·(M·gy − gbias − x̂·gweight) or gy·w·inv_std."""

@@ -2,6 +2,7 @@
 from the nvidia-cuda-nvrtc-cu12 wheel, called through cupy_backends, which needs neither a GPU nor a driver.
 And the list of instances misses no kernel: what it lists is what the GPU loads and the emulator builds."""
 import re
+from itertools import product
 
 import pytest
 
@@ -38,20 +39,30 @@ def test_every_instance_compiles_to_ptx(module, architecture):
     compile_ptx(sources.path(module), sources.MODULES[module], architecture)
 
 
+# a kernel's template parameters, as the .cu file declares them, and the arguments each takes in an instance
+TEMPLATE_ARGUMENTS = {"typename T": ("float", "double"), "typename Index": ("int", "long long"),
+                      "class Tile": tuple(tile.name for tile in tiling.TILINGS)}
+
+
 @pytest.mark.parametrize("module", sorted(sources.MODULES))
-def test_every_kernel_is_instantiated_for_float_and_double(module):
-    """... (only float for a float-only one: TF32) and a tiled kernel (mainloop.cuh's) for every tile shape
-    too: name<float, Tile128x128>."""
-    kernels = set(re.findall(r"__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(",
-                             sources.path(module).read_text()))
+def test_every_kernel_is_instantiated_for_float_and_double_and_each_index_type_or_tile_shape(module):
+    """A kernel template <typename T> has the instances k<float> and k<double> (only k<float> if the Source
+    says float only: TF32); one template <typename T, typename Index> has k<float, int>, k<float, long long>,
+    k<double, int> and k<double, long long>; one template <typename T, class Tile> (mainloop.cuh's) one per
+    tile shape of the table, k<float, Tile128x128>, …"""
+    text = sources.path(module).read_text()
+    kernels = re.findall(r"template\s*<([^>]*)>\s*__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\(",
+                         text)
     assert kernels, f"no kernels found in {module}.cu"
-    instances = sources.MODULES[module]
-    assert {name.split("<")[0] for name in instances} == kernels
-    for kernel in kernels:
-        arguments = {name[len(kernel) + 1:-1] for name in instances if name.startswith(kernel + "<")}
-        shapes = [tile.name for tile in tiling.TILINGS] if any("," in a for a in arguments) else [None]
-        types = ("float",) if kernel in sources.SOURCES[module].float_only else ("float", "double")
-        assert arguments == {t if s is None else f"{t}, {s}" for t in types for s in shapes}
+    assert len(kernels) == text.count("__global__"), f"{module}.cu has a kernel that is not a template"
+    expected = set()
+    for parameters, kernel in kernels:
+        parameters = [p.strip() for p in parameters.split(",")]
+        assert set(parameters) <= set(TEMPLATE_ARGUMENTS), f"{kernel} has template parameters {parameters}"
+        choices = [("float",) if p == "typename T" and kernel in sources.SOURCES[module].float_only
+                   else TEMPLATE_ARGUMENTS[p] for p in parameters]
+        expected |= {f"{kernel}<{', '.join(types)}>" for types in product(*choices)}
+    assert set(sources.MODULES[module]) == expected
 
 
 def test_every_source_is_listed():

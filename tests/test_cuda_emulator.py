@@ -216,11 +216,11 @@ def test_the_real_gemm_without_a_barrier_is_caught(tmp_path, which):
 
 @pytest.mark.parametrize("which", [0, 1])
 def test_the_real_block_sum_without_a_barrier_is_caught(tmp_path, which):
-    """batchnorm.cu's block_sum, run twice in a row by batch_norm_stats, has a barrier before the warps' sums
-    are written (the last call's readers must be done) and one after: without either, the statistics are
+    """batchnorm.cu's block_sum, run twice in a row by batch_norm_stats_partials, has a barrier before the warps'
+    sums are written (the last call's readers must be done) and one after: without either, the statistics are
     wrong. The first is a race between warps that only shows because warps run on independently."""
     x = np.random.default_rng(which).standard_normal((3, 4, 7, 9))
-    names = ["batch_norm_stats<double>"]
+    names = ["batch_norm_stats_partials<double, int>", "batch_norm_stats_merge<double>"]
     mean, var = cuda_batchnorm.batch_norm_stats(_without_barrier(tmp_path, "batchnorm", None, names), x)
     assert np.allclose(mean, x.mean(axis=(0, 2, 3))) and np.allclose(var, x.var(axis=(0, 2, 3)))
     mean, var = cuda_batchnorm.batch_norm_stats(_without_barrier(tmp_path, "batchnorm", which, names), x)

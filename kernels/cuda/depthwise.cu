@@ -4,21 +4,23 @@
 //     y[n, o, oy, ox] = Σ_{i, j} w[o, i, j] · x[n, o / M, oy·sh − ph + i·dh, ox·sw − pw + j·dw]
 // Forward: one thread per output. Input gradient: one thread per input pixel, gathering from the windows over
 // it (window.cuh), in a fixed order (deterministic, no atomics). Weight gradient: one block per tap w[o, i, j],
-// its threads striding over the N·oh·ow products, then a fixed-order reduction in shared memory.
+// its threads striding over the N·oh·ow products, then a fixed-order reduction in shared memory. Each kernel's
+// divisors (sizes, strides, dilations, M) are Divmods built at its start, so its index math divides by none.
 #include "ninx_cuda.cuh"
 #include "window.cuh"
 
-template <typename T>
+template <typename T, typename Index>
 __global__ void depthwise_conv2d(const T* __restrict__ x, const T* __restrict__ w, int channels, int multiplier,
                                  int h, int wd, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
-                                 int oh, int ow, long long count, T* __restrict__ y) {
-    for (long long e = first_index(); e < count; e += grid_stride()) {
+                                 int oh, int ow, Index count, T* __restrict__ y) {
+    const Divmod<Index> by_ow(ow), by_oh(oh), by_out_channels(channels * multiplier);
+    const Divmod<int> by_multiplier(multiplier);
+    for (Index e = first_index<Index>(); e < count; e += grid_stride<Index>()) {
         // e = ((n·C·M + o)·oh + oy)·ow + ox
-        const int ox = e % ow, oy = e / ow % oh;
-        const long long plane = e / ((long long)ow * oh);  // n·C·M + o
-        const int o = plane % (channels * multiplier);
-        const T* in = x + (plane / (channels * multiplier) * channels + o / multiplier) * h * wd;
-        const T* filter = w + (long long)o * kh * kw;
+        int ox, oy, o;
+        const Index n = by_out_channels.divmod(by_oh.divmod(by_ow.divmod(e, ox), oy), o);
+        const T* in = x + (n * channels + by_multiplier.quotient(o)) * h * wd;
+        const T* filter = w + Index(o) * kh * kw;
         T total = T(0);
         for (int i = 0; i < kh; ++i) {
             const int iy = oy * sh - ph + i * dh;
@@ -34,28 +36,32 @@ __global__ void depthwise_conv2d(const T* __restrict__ x, const T* __restrict__ 
 
 // gx[n, c, iy, ix] = Σ_{m, i, j} w[c·M + m, i, j] · gy[n, c·M + m, oy, ox] over the windows (oy, ox) whose tap
 // (i, j) lands on (iy, ix): i = (iy + ph − oy·sh) / dh when that divides exactly, and the same for j.
-template <typename T>
+template <typename T, typename Index>
 __global__ void depthwise_conv2d_backward_input(const T* __restrict__ gy, const T* __restrict__ w, int channels,
                                                 int multiplier, int h, int wd, int kh, int kw, int sh, int sw,
-                                                int ph, int pw, int dh, int dw, int oh, int ow, long long count,
+                                                int ph, int pw, int dh, int dw, int oh, int ow, Index count,
                                                 T* __restrict__ gx) {
-    for (long long e = first_index(); e < count; e += grid_stride()) {
-        // e = ((n·C + c)·h + iy)·wd + ix
-        const int ix = e % wd, iy = e / wd % h;
-        const long long plane = e / ((long long)wd * h);  // n·C + c
-        const int c = plane % channels;
-        const long long first_output = (plane / channels * channels + c) * multiplier;  // n·C·M + c·M
-        const Windows rows = windows_over(iy, ph, sh, dh, kh, oh), columns = windows_over(ix, pw, sw, dw, kw, ow);
+    const Divmod<Index> by_wd(wd), by_h(h), by_channels(channels);
+    const Divmod<int> by_sh(sh), by_sw(sw), by_dh(dh), by_dw(dw);
+    for (Index e = first_index<Index>(); e < count; e += grid_stride<Index>()) {
+        // e = ((n·C + c)·h + iy)·wd + ix; plane = n·C + c, whose first output channel is plane·M = n·C·M + c·M
+        int ix, iy, c;
+        const Index plane = by_h.divmod(by_wd.divmod(e, ix), iy);
+        by_channels.divmod(plane, c);
+        const Windows rows = windows_over(iy, ph, by_sh, dh, kh, oh);
+        const Windows columns = windows_over(ix, pw, by_sw, dw, kw, ow);
         T total = T(0);
         for (int m = 0; m < multiplier; ++m) {
-            const T* g = gy + (first_output + m) * oh * ow;
-            const T* filter = w + (long long)(c * multiplier + m) * kh * kw;
+            const T* g = gy + (plane * multiplier + m) * oh * ow;
+            const T* filter = w + Index(c * multiplier + m) * kh * kw;
             for (int oy = rows.first; oy <= rows.last; ++oy) {
-                const int dy = iy + ph - oy * sh;
-                if (dy % dh) continue;
+                int off_y;  // (iy + ph − oy·sh) % dh: window oy reads iy with tap i when this is 0
+                const int i = by_dh.divmod(iy + ph - oy * sh, off_y);
+                if (off_y) continue;
                 for (int ox = columns.first; ox <= columns.last; ++ox) {
-                    const int dx = ix + pw - ox * sw;
-                    if (dx % dw == 0) total += filter[dy / dh * kw + dx / dw] * g[oy * ow + ox];
+                    int off_x;
+                    const int j = by_dw.divmod(ix + pw - ox * sw, off_x);
+                    if (off_x == 0) total += filter[i * kw + j] * g[oy * ow + ox];
                 }
             }
         }
@@ -67,23 +73,24 @@ __global__ void depthwise_conv2d_backward_input(const T* __restrict__ gy, const 
 // o·kh·kw + i·kw + j. Launched with DEPTHWISE_THREADS threads per block.
 constexpr int DEPTHWISE_THREADS = 128;
 
-template <typename T>
+template <typename T, typename Index>
 __global__ void depthwise_conv2d_backward_weight(const T* __restrict__ x, const T* __restrict__ gy, int images,
                                                  int channels, int multiplier, int h, int wd, int kh, int kw,
                                                  int sh, int sw, int ph, int pw, int dh, int dw, int oh, int ow,
                                                  T* __restrict__ gw) {
     __shared__ T partial[DEPTHWISE_THREADS];
-    const int tap = blockIdx.x, j = tap % kw, i = tap / kw % kh, o = tap / (kw * kh);
+    const int tap = blockIdx.x, j = tap % kw, i = tap / kw % kh, o = tap / (kw * kh), c = o / multiplier;
     const int out_channels = channels * multiplier;
-    const long long count = (long long)images * oh * ow;
+    const Index count = Index(images) * oh * ow;
+    const Divmod<Index> by_ow(ow), by_oh(oh);
     T total = T(0);
-    for (long long e = threadIdx.x; e < count; e += blockDim.x) {
+    for (Index e = threadIdx.x; e < count; e += blockDim.x) {
         // e = (n·oh + oy)·ow + ox
-        const int ox = e % ow, oy = e / ow % oh, n = e / ((long long)ow * oh);
+        int ox, oy;
+        const Index n = by_oh.divmod(by_ow.divmod(e, ox), oy);
         const int iy = oy * sh - ph + i * dh, ix = ox * sw - pw + j * dw;
         if (iy >= 0 && iy < h && ix >= 0 && ix < wd)
-            total += gy[(((long long)n * out_channels + o) * oh + oy) * ow + ox] *
-                     x[(((long long)n * channels + o / multiplier) * h + iy) * wd + ix];
+            total += gy[((n * out_channels + o) * oh + oy) * ow + ox] * x[((n * channels + c) * h + iy) * wd + ix];
     }
     partial[threadIdx.x] = total;
     __syncthreads();

@@ -1,11 +1,12 @@
 """Depthwise convolution on the cuda device: depthwise.cu, one thread per output (forward) and per input pixel
-(input gradient), one block per filter tap (weight gradient)."""
+(input gradient), one block per filter tap (weight gradient); indexed in int where the input, output and
+weight are small enough (launch.index_type)."""
 import numpy as np
 
-from .launch import Source
+from .launch import Source, index_type
 
-SOURCE = Source("depthwise", ("depthwise_conv2d", "depthwise_conv2d_backward_input",
-                              "depthwise_conv2d_backward_weight"))
+SOURCE = Source("depthwise", indexed=("depthwise_conv2d", "depthwise_conv2d_backward_input",
+                                      "depthwise_conv2d_backward_weight"))
 THREADS = 128  # DEPTHWISE_THREADS in depthwise.cu: the weight gradient's block
 
 
@@ -19,9 +20,10 @@ def depthwise_conv2d(device, x, weight, g):
     """y (N, C·M, oh, ow) of x (N, C, H, W) and weight (C·M, 1, kh, kw)."""
     xp = device.xp
     y = xp.empty((g.n, weight.shape[0], g.oh, g.ow), dtype=x.dtype)
+    index = index_type(x.size, weight.size, y.size)
     SOURCE.each_element(device, "depthwise_conv2d", x.dtype, y.size,
                         (xp.ascontiguousarray(x), xp.ascontiguousarray(weight), *_args(g, weight.shape[0]),
-                         np.int64(y.size), y))
+                         index(y.size), y), index)
     return y
 
 
@@ -29,9 +31,10 @@ def depthwise_conv2d_backward_input(device, gy, weight, g):
     """gx (N, C, H, W): each input pixel sums weight · gy over the taps that read it."""
     xp = device.xp
     gx = xp.empty(g.input_shape, dtype=gy.dtype)
+    index = index_type(gx.size, weight.size, gy.size)
     SOURCE.each_element(device, "depthwise_conv2d_backward_input", gy.dtype, gx.size,
                         (xp.ascontiguousarray(gy), xp.ascontiguousarray(weight), *_args(g, weight.shape[0]),
-                         np.int64(gx.size), gx))
+                         index(gx.size), gx), index)
     return gx
 
 
@@ -41,7 +44,7 @@ def depthwise_conv2d_backward_weight(device, x, gy, g):
     out_channels = gy.shape[1]
     gw = xp.empty((out_channels, 1, g.kh, g.kw), dtype=gy.dtype)
     if gw.size:
-        SOURCE.kernel(device, "depthwise_conv2d_backward_weight", gy.dtype)(
+        SOURCE.kernel(device, "depthwise_conv2d_backward_weight", gy.dtype, index_type(x.size, gy.size))(
             (gw.size,), (THREADS,), (xp.ascontiguousarray(x), xp.ascontiguousarray(gy), np.int32(g.n),
                                      *_args(g, out_channels), gw))
     return gw

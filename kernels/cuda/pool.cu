@@ -1,19 +1,21 @@
 // Max and average pooling over NCHW planes, forward and backward. Window (oy, ox) covers input rows
 // oy·sh − ph + i·dh (i < kh) and the matching columns. Forward: one thread per output; backward: one thread
-// per input pixel gathering from the windows over it, in the CPU's order (deterministic, no atomics).
+// per input pixel gathering from the windows over it, in the CPU's order (deterministic, no atomics). Each
+// kernel's divisors (plane sizes, strides) are Divmods built at its start, so its index math divides by none.
 #include "ninx_cuda.cuh"
 #include "window.cuh"
 
 // Padding never wins: taps outside the input are skipped. Strict '>' keeps the first maximum in row-major
 // window order, and a NaN always takes over (v != v), exactly as the CPU kernel does.
-template <typename T>
+template <typename T, typename Index>
 __global__ void max_pool2d(const T* __restrict__ x, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
-                           int dh, int dw, int oh, int ow, long long count, T* __restrict__ y,
+                           int dh, int dw, int oh, int ow, Index count, T* __restrict__ y,
                            long long* __restrict__ argmax) {
-    for (long long e = first_index(); e < count; e += grid_stride()) {
+    const Divmod<Index> by_ow(ow), by_oh(oh);
+    for (Index e = first_index<Index>(); e < count; e += grid_stride<Index>()) {
         // e = (plane·oh + oy)·ow + ox
-        const int ox = e % ow, oy = e / ow % oh;
-        const T* in = x + e / ((long long)ow * oh) * h * w;
+        int ox, oy;
+        const T* in = x + by_oh.divmod(by_ow.divmod(e, ox), oy) * h * w;
         T best = T(0);
         long long where = -1;
         for (int i = 0; i < kh; ++i) {
@@ -32,15 +34,18 @@ __global__ void max_pool2d(const T* __restrict__ x, int h, int w, int kh, int kw
 }
 
 // Each input pixel p collects the gradients of the windows whose argmax is p, windows in row-major order.
-template <typename T>
+template <typename T, typename Index>
 __global__ void max_pool2d_backward(const T* __restrict__ gy, const long long* __restrict__ argmax, int h, int w,
                                     int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw, int oh, int ow,
-                                    long long count, T* __restrict__ gx) {
-    for (long long e = first_index(); e < count; e += grid_stride()) {
+                                    Index count, T* __restrict__ gx) {
+    const Divmod<Index> by_w(w), by_h(h);
+    const Divmod<int> by_sh(sh), by_sw(sw);
+    for (Index e = first_index<Index>(); e < count; e += grid_stride<Index>()) {
         // e = (plane·h + iy)·w + ix
-        const int ix = e % w, iy = e / w % h;
-        const long long out = e / ((long long)w * h) * oh * ow;  // the plane's first output
-        const Windows rows = windows_over(iy, ph, sh, dh, kh, oh), columns = windows_over(ix, pw, sw, dw, kw, ow);
+        int ix, iy;
+        const Index out = by_h.divmod(by_w.divmod(e, ix), iy) * oh * ow;  // the plane's first output
+        const Windows rows = windows_over(iy, ph, by_sh, dh, kh, oh);
+        const Windows columns = windows_over(ix, pw, by_sw, dw, kw, ow);
         T total = T(0);
         for (int oy = rows.first; oy <= rows.last; ++oy)
             for (int ox = columns.first; ox <= columns.last; ++ox)
@@ -67,14 +72,15 @@ __device__ __forceinline__ AverageWindow average_window(int oy, int ox, int h, i
     return AverageWindow{y0, x0, y1, x1, divisor};
 }
 
-template <typename T>
+template <typename T, typename Index>
 __global__ void avg_pool2d(const T* __restrict__ x, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
-                           int count_include_pad, int divisor_override, int oh, int ow, long long count,
+                           int count_include_pad, int divisor_override, int oh, int ow, Index count,
                            T* __restrict__ y) {
-    for (long long e = first_index(); e < count; e += grid_stride()) {
+    const Divmod<Index> by_ow(ow), by_oh(oh);
+    for (Index e = first_index<Index>(); e < count; e += grid_stride<Index>()) {
         // e = (plane·oh + oy)·ow + ox
-        const int ox = e % ow, oy = e / ow % oh;
-        const T* in = x + e / ((long long)ow * oh) * h * w;
+        int ox, oy;
+        const T* in = x + by_oh.divmod(by_ow.divmod(e, ox), oy) * h * w;
         const AverageWindow a = average_window(oy, ox, h, w, kh, kw, sh, sw, ph, pw, count_include_pad,
                                                divisor_override);
         T total = T(0);
@@ -85,15 +91,18 @@ __global__ void avg_pool2d(const T* __restrict__ x, int h, int w, int kh, int kw
 }
 
 // Each input pixel collects gy / divisor from every window over it, windows in row-major order.
-template <typename T>
+template <typename T, typename Index>
 __global__ void avg_pool2d_backward(const T* __restrict__ gy, int h, int w, int kh, int kw, int sh, int sw, int ph,
                                     int pw, int count_include_pad, int divisor_override, int oh, int ow,
-                                    long long count, T* __restrict__ gx) {
-    for (long long e = first_index(); e < count; e += grid_stride()) {
+                                    Index count, T* __restrict__ gx) {
+    const Divmod<Index> by_w(w), by_h(h);
+    const Divmod<int> by_sh(sh), by_sw(sw);
+    for (Index e = first_index<Index>(); e < count; e += grid_stride<Index>()) {
         // e = (plane·h + iy)·w + ix
-        const int ix = e % w, iy = e / w % h;
-        const T* g = gy + e / ((long long)w * h) * oh * ow;
-        const Windows rows = windows_over(iy, ph, sh, 1, kh, oh), columns = windows_over(ix, pw, sw, 1, kw, ow);
+        int ix, iy;
+        const T* g = gy + by_h.divmod(by_w.divmod(e, ix), iy) * oh * ow;
+        const Windows rows = windows_over(iy, ph, by_sh, 1, kh, oh);
+        const Windows columns = windows_over(ix, pw, by_sw, 1, kw, ow);
         T total = T(0);
         for (int oy = rows.first; oy <= rows.last; ++oy)
             for (int ox = columns.first; ox <= columns.last; ++ox)
