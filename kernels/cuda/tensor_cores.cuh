@@ -81,4 +81,5 @@ __device__ __forceinline__ void write_tile(const TensorCoreSums<Tile>& sums, flo
             }
             __syncwarp();  // every lane has read the slot before the next fragment overwrites it
         }
+    __syncthreads();  // the slots are the shared tiles: a next mainloop (another out[o]) refills them after this
 }
