@@ -191,8 +191,7 @@ def test_tf32_gemm_on_the_tensor_cores_at_the_edges_of_every_tile_shape(monkeypa
 def test_tf32_blocks_that_run_several_outputs_finish_writing_before_the_next_mainloop(monkeypatch):
     """With fewer blocks along z than outputs, a block runs out[o] after out[o − Gz]; its tensor-core sums
     leave through the shared tiles, which the next mainloop refills only after every warp has written out."""
-    from ninx_kernels.cuda import gemm as cuda_gemm
-    monkeypatch.setattr(cuda_gemm, "MAX_GRID_YZ", 2)
+    monkeypatch.setattr(tiling, "MAX_GRID_YZ", 2)
     monkeypatch.setattr(ninx.backends.cuda, "allow_tf32", True)
     check_gemm(70, 40, 24, (5, 5, 5), ("contiguous", "contiguous"), np.float32, eps=TF32_EPS)
 

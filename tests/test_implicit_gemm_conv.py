@@ -76,6 +76,16 @@ def test_a_weight_gradient_split_into_slices_sums_them_in_a_fixed_order(monkeypa
     assert got[2].tobytes() == again[2].tobytes()
 
 
+def test_a_grid_past_cudas_limit_is_refused_before_the_launch():
+    """2^23 filters make 65,536 row tiles of 128, one past CUDA's grid limit along y: a ValueError naming the
+    sizes, where the launch would fail with an invalid configuration."""
+    backend = get_backend("cuda")
+    x, w = np.ones((1, 1, 1, 1), np.float32), np.ones((2**23, 1, 1, 1), np.float32)
+    g = window2d("conv2d", x.shape, (1, 1), 2, 0, 1)  # strided: not the GEMM alone
+    with pytest.raises(ValueError, match="8388608×1 product"):
+        backend.conv2d(x, w, g, 1)
+
+
 def test_a_forward_and_backward_allocate_at_most_three_times_the_tensors(monkeypatch):
     """d2l NiN's second layer (96→256, 5×5, padding 2, 27×27, batch 8) in float32, through autograd: what the
     cuda device allocates beyond x, the weight and dy stays below 3× (input + output + weight). An im2col

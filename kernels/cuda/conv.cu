@@ -252,7 +252,8 @@ conv_weight_grad(const T* __restrict__ x, const T* __restrict__ gy, int slices, 
     const OutputRows<T, Tile::BM, Tile::BK, Tile::THREADS> rows(gy, g, group, m0);
     const InputTaps<T, Tile::BN, Tile::BK, Tile::THREADS> taps(x, g, group, n0);
     Sums<T, Tile> sums(tiles);
-    mainloop(rows, taps, slice * chunk, min(depth, (slice + 1) * chunk), tiles, sums);
+    const long long end = (long long)(slice + 1) * chunk;  // past 2^31 for the last slice of a deep reduction
+    mainloop(rows, taps, slice * chunk, end < depth ? (int)end : depth, tiles, sums);
     write_tile<T, Tile>(sums, partial + (long long)(slice * g.groups + group) * g.kg() * columns, Unchanged(), m0, n0,
                         g.kg(), columns, columns, 0);
 }

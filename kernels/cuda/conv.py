@@ -13,8 +13,7 @@ from .gemm import epilogue_args, gemm, slices_for, sum_slices
 from .launch import Source
 
 SOURCE = Source("conv", (), tiled=("conv_forward", "conv_input_grad", "conv_weight_grad"))
-LIMIT = 2**31 - 1  # the kernels index within an image, and along GEMM's M, N and K, in 32 bits
-MAX_GRID_YZ = 65535
+LIMIT = 2**31 - 1  # the kernels index within an image in 32 bits (tiling.Tiling.grid checks M, N and K)
 
 
 def _pointwise(g, groups):
@@ -26,18 +25,17 @@ def _sizes(g, filters, groups):
     extents = {"C·H·W": g.c * g.h * g.w, "oC·oh·ow": filters * g.oh * g.ow, "N·H·W": g.n * g.h * g.w,
                "N·oh·ow": g.n * g.oh * g.ow, "oC·C·kh·kw": filters * g.c * g.kh * g.kw}
     too_large = {name: extent for name, extent in extents.items() if extent > LIMIT}
-    if too_large or groups > MAX_GRID_YZ:
+    if too_large:
         raise ValueError(f"conv2d on cuda: input {g.input_shape}, {filters} filters, {groups} groups: "
-                         f"{too_large or 'groups'} exceed the kernels' 32-bit indices or grid")
+                         f"{too_large} exceed the kernels' 32-bit indices")
     return tuple(np.int32(v) for v in (g.n, g.c, filters, groups, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw,
                                        g.dh, g.dw, g.oh, g.ow))
 
 
-def _launch(device, name, dtype, m, n, count, args):
-    """The tiled kernel `name` over `count` m×n products, with the tile shape the table gives them."""
+def _launch(device, name, dtype, m, n, depth, count, args):
+    """The tiled kernel `name` over `count` m×n products of depth `depth`, with the tile the table gives them."""
     tile = tiling.choose(device, m, n, count)
-    SOURCE.kernel(device, name, dtype, tile)(tile.grid(m, n, count), (tile.threads,), args)
-    return tile
+    SOURCE.kernel(device, name, dtype, tile)(tile.grid(m, n, count, "conv2d", depth), (tile.threads,), args)
 
 
 def conv2d(device, x, weight, g, groups, bias=None, relu_cap=None):
@@ -54,8 +52,8 @@ def conv2d(device, x, weight, g, groups, bias=None, relu_cap=None):
              y.reshape(g.n, filters, g.oh * g.ow), bias=bias, relu_cap=relu_cap)
         return y
     _, bias_arg, low, high = epilogue_args(x.dtype, None, bias, relu_cap)
-    _launch(device, "conv_forward", x.dtype, filters // groups, g.n * g.oh * g.ow, groups,
-            (x, weight, bias_arg, low, high, *_sizes(g, filters, groups), y))
+    _launch(device, "conv_forward", x.dtype, filters // groups, g.n * g.oh * g.ow, g.c // groups * g.kh * g.kw,
+            groups, (x, weight, bias_arg, low, high, *_sizes(g, filters, groups), y))
     return y
 
 
@@ -73,7 +71,7 @@ def conv2d_backward_input(device, gy, weight, g, groups):
     kg, cg = filters // groups, g.c // groups
     # weight_t[group, c, (k, r, s)] = weight[group·Kg + k, c, r, s]: A of the input gradient, row-major
     weight_t = xp.ascontiguousarray(weight.reshape(groups, kg, cg, g.kh * g.kw).transpose(0, 2, 1, 3))
-    _launch(device, "conv_input_grad", gy.dtype, cg, g.n * g.h * g.w, groups,
+    _launch(device, "conv_input_grad", gy.dtype, cg, g.n * g.h * g.w, kg * g.kh * g.kw, groups,
             (gy, weight_t, *_sizes(g, filters, groups), gx))
     return gx
 
@@ -93,12 +91,12 @@ def conv2d_backward_weight(device, x, gy, g, groups):
         return gw.reshape(filters, g.c, 1, 1)
     depth, tile = g.n * g.oh * g.ow, tiling.choose(device, kg, columns, groups)
     steps = -(-depth // tile.depth)
-    slices = min(slices_for(device, tile.blocks(kg, columns) * groups, steps), MAX_GRID_YZ // groups)
+    slices = min(slices_for(device, tile.blocks(kg, columns) * groups, steps), max(1, tiling.MAX_GRID_YZ // groups))
     chunk = -(-steps // slices) * tile.depth  # (n, p, q) per slice, whole steps
     slices = -(-depth // chunk)
     partial = gw if slices == 1 else xp.empty((slices * groups, kg, columns), dtype=gy.dtype)
     SOURCE.kernel(device, "conv_weight_grad", gy.dtype, tile)(
-        tile.grid(kg, columns, slices * groups), (tile.threads,),
+        tile.grid(kg, columns, slices * groups, "conv2d", depth), (tile.threads,),
         (x, gy, np.int32(slices), np.int32(chunk), *_sizes(g, filters, groups), partial))
     if slices > 1:
         sum_slices(device, partial, slices, gw)

@@ -15,16 +15,7 @@ from .launch import NULL, Source
 
 SOURCE = Source("gemm", ("sum_slices",), tiled=("gemm", "gemm_tf32"), float_only=("gemm_tf32",))
 
-MAX_GRID_YZ = 65535
 BLOCKS_PER_MULTIPROCESSOR = 2  # fewer blocks than this many per multiprocessor: split the batch-reduce
-
-
-def _check(xp, a, b, out):
-    """The backend-neutral contract, plus the grid's limit on row tiles."""
-    check_gemm_operands(xp.ndarray, a, b, out)
-    m = a.shape[1]
-    if -(-m // tiling.SMALL.rows) > MAX_GRID_YZ:
-        raise ValueError(f"gemm: {m} rows need more than {MAX_GRID_YZ} tiles of {tiling.SMALL.rows}")
 
 
 def _layout(x):
@@ -61,7 +52,7 @@ def gemm(device, a, b, out, accumulate=False, bias=None, relu_cap=None):
     row m and apply a ReLU (relu_cap=inf) or ReLU6 (relu_cap=6), fused into the same kernel. float32 runs on
     the tensor cores in TF32 when ninx.backends.cuda.allow_tf32 is set."""
     xp = device.xp
-    _check(xp, a, b, out)
+    check_gemm_operands(xp.ndarray, a, b, out)
     (ba, m, k), (bb, _, n), bo = a.shape, b.shape, out.shape[0]
     if m == 0 or n == 0:
         return out
@@ -72,7 +63,7 @@ def gemm(device, a, b, out, accumulate=False, bias=None, relu_cap=None):
     slices = slices_for(device, tile.blocks(m, n) * bo, batch // bo)
     partial = out if slices == 1 else xp.empty((slices * bo, m, n), dtype=a.dtype)
     epilogue = epilogue_args(a.dtype, c, bias, relu_cap) if slices == 1 else epilogue_args(a.dtype, None, None, None)
-    grid = tile.grid(m, n, min(partial.shape[0], MAX_GRID_YZ))
+    grid = tile.grid(m, n, min(partial.shape[0], tiling.MAX_GRID_YZ), "gemm", k)
     tf32 = ninx.backends.cuda.allow_tf32 and a.dtype == np.float32
     SOURCE.kernel(device, "gemm_tf32" if tf32 else "gemm", a.dtype, tile)(grid, (tile.threads,), (
         a, *_layout(a), np.int32(ba), b, *_layout(b), np.int32(bb), *epilogue, np.int32(m), np.int32(n),

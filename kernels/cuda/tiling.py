@@ -6,6 +6,9 @@ tile. Thin and odd shapes are predicated inside the tile, never padded in memory
 """
 from dataclasses import dataclass
 
+MAX_GRID_YZ = 65535  # CUDA's limit on a grid's y and z
+INDEX_LIMIT = 2**31 - 2**5  # M, N, K and a block's k0 + BK stay below 2^31 in the kernels' int arithmetic
+
 
 @dataclass(frozen=True)
 class Tiling:
@@ -15,9 +18,14 @@ class Tiling:
     depth: int    # BK: the k of one step of the mainloop
     threads: int
 
-    def grid(self, m, n, count):
-        """Blocks along (columns, rows, count) for an m×n product, `count` times."""
-        return -(-n // self.columns), -(-m // self.rows), count
+    def grid(self, m, n, count, op="gemm", depth=0):
+        """Blocks along (columns, rows, count) for an m×n product (of depth K = `depth`), `count` times; a
+        ValueError naming `op` if a size passes the kernels' 32-bit indices or the grid's limits."""
+        grid = (-(-n // self.columns), -(-m // self.rows), count)
+        if max(m, n, depth) > INDEX_LIMIT or grid[1] > MAX_GRID_YZ or count > MAX_GRID_YZ:
+            raise ValueError(f"{op}: an {m}×{n} product of depth {depth}, {count} times, needs more than the "
+                             f"cuda kernels' 32-bit indices or a grid of {MAX_GRID_YZ} row tiles of {self.rows}")
+        return grid
 
     def blocks(self, m, n):
         return -(-n // self.columns) * -(-m // self.rows)
