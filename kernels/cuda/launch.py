@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tiling import TILINGS, Tiling
+from .tiling import INDEX_LIMIT, TILINGS, Tiling
 
 DIRECTORY = Path(__file__).resolve().parent
 NULL = np.uint64(0)  # a null pointer argument, as 8 zero bytes: CuPy 13.3 passes None as 0xffffffff (cupy#9046)
@@ -19,14 +19,11 @@ THREADS = 128  # per block of a one-thread-per-element kernel
 BLOCKS_PER_MULTIPROCESSOR = 8  # its grid-stride loops need no more blocks than fill the GPU
 C_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 INDEX_TYPES = {np.int32: "int", np.int64: "long long"}
-# int indexes a launch whose element counts and offsets all lie below this; the 2^24 of headroom keeps the
-# last step of a grid-stride loop (by one grid, fewer than 2^24 threads) from overflowing
-INDEX_LIMIT = 2**31 - 2**24
 
 
 def index_type(*extents):
-    """np.int32 if every extent (the largest element count or offset a kernel computes) is below INDEX_LIMIT,
-    else np.int64: the Index of the kernel's instance, and the type of its Index arguments."""
+    """np.int32 if every extent (the largest element count or offset a kernel computes) is below INDEX_LIMIT
+    (tiling.py's), else np.int64: the Index of the kernel's instance, and the type of its Index arguments."""
     return np.int32 if max(extents, default=0) < INDEX_LIMIT else np.int64
 
 

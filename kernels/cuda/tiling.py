@@ -7,7 +7,9 @@ tile. Thin and odd shapes are predicated inside the tile, never padded in memory
 from dataclasses import dataclass
 
 MAX_GRID_YZ = 65535  # CUDA's limit on a grid's y and z
-INDEX_LIMIT = 2**31 - 2**5  # M, N, K and a block's k0 + BK stay below 2^31 in the kernels' int arithmetic
+# int indexes what stays below this; the 2^24 of headroom keeps a loop's last step (one grid of fewer than
+# 2^24 threads, or one BK of k) from overflowing
+INDEX_LIMIT = 2**31 - 2**24
 
 
 @dataclass(frozen=True)
