@@ -221,6 +221,7 @@ def test_the_tile_table_gives_thin_products_the_thin_tile_and_small_grids_the_sm
     assert tiling.choose(gpu, 10, 21632) is tiling.THIN  # NiN's 10-channel last block
     assert tiling.choose(gpu, 4096, 4096) is tiling.LARGE  # 1024 tiles
     assert tiling.choose(gpu, 192, 169, 8) is tiling.SMALL  # 2 tiles of 128 × 8 images leave SMs idle
+    assert tiling.choose(types.SimpleNamespace(multiprocessors=1), 40, 1000) is tiling.SMALL  # 40 of 128 rows
 
 
 @needs_cuda

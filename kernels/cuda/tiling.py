@@ -40,8 +40,10 @@ TILINGS = (LARGE, SMALL, THIN)
 
 
 def choose(device, m, n, count=1):
-    """The tile for `count` m×n products: THIN for at most 32 rows, LARGE when its tiles give every
-    multiprocessor a block, else SMALL."""
+    """The tile for `count` m×n products: THIN for at most 32 rows; LARGE when the product spans more than
+    a SMALL tile both ways (less and a LARGE tile would be mostly idle threads) and LARGE's tiles give every
+    multiprocessor a block; else SMALL."""
     if m <= THIN.rows:
         return THIN
-    return LARGE if LARGE.blocks(m, n) * count >= device.multiprocessors else SMALL
+    spans = m > SMALL.rows and n > SMALL.columns
+    return LARGE if spans and LARGE.blocks(m, n) * count >= device.multiprocessors else SMALL
