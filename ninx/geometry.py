@@ -76,6 +76,11 @@ class Window2d:
     def output_shape(self):
         return (self.n, self.c, self.oh, self.ow)
 
+    @property
+    def pointwise(self):
+        """A 1×1 window with stride 1 and no padding: the convolution is a GEMM on the input as it lies."""
+        return (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw) == (1, 1, 1, 1, 0, 0)
+
 
 def window2d(op, x_shape, kernel_size, stride, padding, dilation=1, ceil_mode=False):
     """Validate a sliding window over an NCHW input and compute its output size.

@@ -94,10 +94,6 @@ def col2im(cols, g):
     return gx
 
 
-def _pointwise(g):
-    return (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (1, 1, 1, 1, 0, 0)
-
-
 def _chunks(g, itemsize):
     """Slices of the batch whose column matrices hold at most COLUMN_BYTES (one image at least)."""
     per_image = g.c * g.kh * g.kw * g.oh * g.ow * itemsize
@@ -121,7 +117,7 @@ def conv2d(x, weight, g, groups, bias=None, relu_cap=None):
     fused = groups == 1
     epilogue = {"bias": bias if fused else None, "relu_cap": relu_cap if fused else None}
     y = np.empty((g.n, out_channels, length), dtype=x.dtype)
-    if _pointwise(g):  # Y[n·G + g] = W[g] @ x[n] viewed as (C/G, H·W): straight into y
+    if g.pointwise:  # Y[n·G + g] = W[g] @ x[n] viewed as (C/G, H·W): straight into y
         gemm(w3, x.reshape(g.n * groups, g.c // groups, length), y.reshape(g.n * groups, -1, length), **epilogue)
     else:  # Y[g] = W[g] @ cols[g] for a chunk's images side by side, then each image's rows into place
         for images, chunk in _chunks(g, x.dtype.itemsize):
@@ -142,7 +138,7 @@ def conv2d_backward_input(gy, weight, g, groups):
     length, gy = g.oh * g.ow, np.ascontiguousarray(gy).reshape(g.n, -1, g.oh * g.ow)
     w3 = weight.reshape(groups, weight.shape[0] // groups, -1)
     gx = np.empty(g.input_shape, dtype=gy.dtype)
-    if _pointwise(g):
+    if g.pointwise:
         gemm(w3.transpose(0, 2, 1), gy.reshape(g.n * groups, -1, length), gx.reshape(g.n * groups, -1, length))
         return gx
     for images, chunk in _chunks(g, gy.dtype.itemsize):
@@ -158,7 +154,7 @@ def conv2d_backward_weight(x, gy, g, groups):
     x, out_channels, length = np.ascontiguousarray(x), gy.shape[1], g.oh * g.ow
     gy = np.ascontiguousarray(gy).reshape(g.n, out_channels, length)
     gw = np.zeros((groups, out_channels // groups, g.c // groups * g.kh * g.kw), dtype=gy.dtype)
-    if _pointwise(g):
+    if g.pointwise:
         gemm(gy.reshape(g.n * groups, -1, length), x.reshape(g.n * groups, -1, length).transpose(0, 2, 1), gw)
         return gw.reshape(out_channels, g.c // groups, 1, 1)
     for number, (images, chunk) in enumerate(_chunks(g, gy.dtype.itemsize)):

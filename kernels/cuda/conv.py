@@ -13,18 +13,13 @@ from .gemm import epilogue_args, gemm, slices_for, sum_slices
 from .launch import Source
 
 SOURCE = Source("conv", (), tiled=("conv_forward", "conv_input_grad", "conv_weight_grad"))
-LIMIT = 2**31 - 1  # the kernels index within an image in 32 bits (tiling.Tiling.grid checks M, N and K)
-
-
-def _pointwise(g, groups):
-    return groups == 1 and (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (1, 1, 1, 1, 0, 0)
 
 
 def _sizes(g, filters, groups):
     """The sizes conv.cu's kernels take, after checking that its 32-bit indices hold them."""
     extents = {"C·H·W": g.c * g.h * g.w, "oC·oh·ow": filters * g.oh * g.ow, "N·H·W": g.n * g.h * g.w,
                "N·oh·ow": g.n * g.oh * g.ow, "oC·C·kh·kw": filters * g.c * g.kh * g.kw}
-    too_large = {name: extent for name, extent in extents.items() if extent > LIMIT}
+    too_large = {name: extent for name, extent in extents.items() if extent > tiling.INDEX_LIMIT}
     if too_large:
         raise ValueError(f"conv2d on cuda: input {g.input_shape}, {filters} filters, {groups} groups: "
                          f"{too_large} exceed the kernels' 32-bit indices")
@@ -47,7 +42,7 @@ def conv2d(device, x, weight, g, groups, bias=None, relu_cap=None):
     y = xp.empty((g.n, filters, g.oh, g.ow), dtype=x.dtype)
     if y.size == 0:
         return y
-    if _pointwise(g, groups):
+    if g.pointwise and groups == 1:
         gemm(device, weight.reshape(1, filters, g.c), x.reshape(g.n, g.c, g.h * g.w),
              y.reshape(g.n, filters, g.oh * g.ow), bias=bias, relu_cap=relu_cap)
         return y
@@ -64,7 +59,7 @@ def conv2d_backward_input(device, gy, weight, g, groups):
     gx = xp.empty(g.input_shape, dtype=gy.dtype)
     if gx.size == 0:
         return gx
-    if _pointwise(g, groups):  # dx[n] = Wᵀ @ dy[n]
+    if g.pointwise and groups == 1:  # dx[n] = Wᵀ @ dy[n]
         gemm(device, weight.reshape(1, filters, g.c).transpose(0, 2, 1), gy.reshape(g.n, filters, g.h * g.w),
              gx.reshape(g.n, g.c, g.h * g.w))
         return gx
@@ -86,7 +81,7 @@ def conv2d_backward_weight(device, x, gy, g, groups):
     if gw.size == 0 or g.n == 0:
         gw[...] = 0
         return gw.reshape(filters, g.c // groups, g.kh, g.kw)
-    if _pointwise(g, groups):  # dW = Σₙ dy[n] @ x[n]ᵀ, the GEMM's batch-reduce
+    if g.pointwise and groups == 1:  # dW = Σₙ dy[n] @ x[n]ᵀ, the GEMM's batch-reduce
         gemm(device, gy.reshape(g.n, filters, g.oh * g.ow), x.reshape(g.n, g.c, g.h * g.w).transpose(0, 2, 1), gw)
         return gw.reshape(filters, g.c, 1, 1)
     depth, tile = g.n * g.oh * g.ow, tiling.choose(device, kg, columns, groups)
