@@ -88,8 +88,8 @@ def test_depthwise_convolves_each_channel_with_its_own_filters(device, multiplie
 
 @pytest.mark.parametrize("groups", [1, 2])
 def test_a_batch_lowered_a_chunk_of_images_at_a_time_gives_the_same_values_and_gradients(monkeypatch, groups):
-    """The CPU's im2col lowering: with a column budget of one byte every image is its own chunk, in the
-    forward and in both gradients; the results are the loop reference's, and the Function keeps no column
+    """The CPU's input gradient: with a column budget of one byte every image is its own chunk of dcols;
+    the values and all gradients are the loop reference's either way, and the Function keeps no column
     matrix. (The cuda device builds none: it gathers the windows in the GEMM's loader.)"""
     import ninx_kernels.cpu.conv as conv_op
     device = "cpu"

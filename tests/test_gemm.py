@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ninx_kernels.cpu.gemm import MR, blocking, gemm, tile_columns
+from ninx_kernels.cpu.gemm import MR, Gathered, blocking, gemm, pack, tile_columns
 
 DTYPES = (np.float32, np.float64)
 # (Ba, Bb, Bo): each divides B = max; Bo < B sums products into out (batch-reduce)
@@ -46,10 +46,11 @@ def reference(a, b, out_before, accumulate):
     return total, scale
 
 
-def check(a, b, out, accumulate):
-    """Run gemm on (a, b, out) and compare with the float64 reference within a K-scaled rounding bound."""
+def check(a, b, out, accumulate, operands=None):
+    """Run gemm on (a, b, out) — or on `operands` standing for a and b (packed, gathered) — and compare with
+    the float64 reference of a @ b within a K-scaled rounding bound."""
     expected, scale = reference(a, b, out.copy(), accumulate)
-    result = gemm(a, b, out, accumulate=accumulate)
+    result = gemm(*(operands or (a, b)), out, accumulate=accumulate)
     assert result is out
     eps = np.finfo(out.dtype).eps
     bound = 2 * eps * (a.shape[2] + 2) * scale + np.finfo(out.dtype).tiny
@@ -99,6 +100,51 @@ def test_broadcast_a_of_several_blocks_packed_once(dtype, layout):
     a = strided_view(rng, 1, m, k, dtype, layout)
     b = strided_view(rng, 3, k, n, dtype, "contiguous")
     check(a, b, rng.uniform(-1, 1, (3, m, n)).astype(dtype), True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batches", [(1, 1, 1), (3, 3, 3), (1, 4, 4), (4, 1, 2)])
+@pytest.mark.parametrize("which", ["a", "b", "both"])
+def test_packed_operands_give_the_product_of_what_was_packed(dtype, batches, which):
+    """Operands packed ahead (`pack`), from strided views, spanning several blocks and ending mid-tile."""
+    rng = np.random.default_rng(5)
+    kc, mc, _ = blocking(np.dtype(dtype).itemsize)
+    (ba, bb, bo), (m, n, k) = batches, (mc + MR + 1, 2 * tile_columns(np.dtype(dtype).itemsize) + 3, kc + 5)
+    a = strided_view(rng, ba, m, k, dtype, "transposed")
+    b = strided_view(rng, bb, k, n, dtype, "sliced")
+    operands = (pack(a, "a") if which != "b" else a, pack(b, "b") if which != "a" else b)
+    check(a, b, rng.uniform(-1, 1, (bo, m, n)).astype(dtype), True, operands)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batches", [(1, 1, 1), (1, 3, 3), (2, 2, 1)])
+def test_gathered_b_is_read_through_its_offset_tables(dtype, batches):
+    """B[i, k, j] = base[rows[i, k] + cols[j]]: runs of consecutive offsets broken at random, stride-2 and
+    repeated offsets, columns ending mid-panel, rows spanning several k blocks."""
+    rng = np.random.default_rng(6)
+    (ba, bb, bo), nr, kc = batches, tile_columns(np.dtype(dtype).itemsize), blocking(np.dtype(dtype).itemsize).kc
+    m, k, n = MR + 5, kc + 7, 3 * nr + 5
+    steps = rng.choice([1, 1, 1, 2, 0, 9], size=n)
+    cols = np.concatenate([[0], np.cumsum(steps[1:])])
+    base = rng.uniform(-1, 1, cols[-1] + 300).astype(dtype)
+    rows = rng.integers(0, 300, (bb, k))
+    a = strided_view(rng, ba, m, k, dtype, "contiguous")
+    dense = base[rows[:, :, None] + cols[None, None, :]]  # the matrix the tables stand for
+    check(a, dense, rng.uniform(-1, 1, (bo, m, n)).astype(dtype), False, (a, Gathered(base, rows, cols)))
+
+
+def test_packed_and_gathered_operands_are_checked():
+    a, b, out = np.ones((1, 4, 6)), np.ones((1, 6, 5)), np.empty((1, 4, 5))
+    with pytest.raises(ValueError, match="packed as side 'b'"):
+        gemm(pack(a, "b"), b, out)
+    with pytest.raises(ValueError, match="only b may be a Gathered"):
+        gemm(Gathered(np.ones(10), np.zeros((1, 4), np.int64), np.arange(6)), b, out)
+    with pytest.raises(ValueError, match="different depth blocks"):
+        gemm(pack(a, "a")._replace(kc=32), pack(b, "b"), out)
+    with pytest.raises(ValueError, match="shapes do not agree"):
+        gemm(a, pack(np.ones((1, 7, 5)), "b"), out)
+    with pytest.raises(ValueError, match="side must be"):
+        pack(a, "c")
 
 
 def test_columns_past_the_b_block():

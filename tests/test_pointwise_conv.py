@@ -85,14 +85,14 @@ def test_strided_and_padded_1x1_goes_through_im2col_and_still_is_per_pixel(devic
 
 
 def _lowering_steps(device, monkeypatch):
-    """The list each backend's lowering steps besides the GEMM get recorded in: im2col and col2im on the CPU,
-    the implicit-GEMM kernels on cuda."""
+    """The list each backend's lowering steps besides the GEMM get recorded in: the window gather and col2im on
+    the CPU, the implicit-GEMM kernels on cuda."""
     calls = []
     if device == "cpu":
         import ninx_kernels.cpu.conv as module
-        for name in ("im2col", "col2im"):
+        for name in ("windows", "col2im"):
             real = getattr(module, name)
-            monkeypatch.setattr(module, name, lambda *args, _real=real, _name=name: calls.append(_name) or _real(*args))
+            monkeypatch.setattr(module, name, lambda *args, _real=real, _name=name, **kw: calls.append(_name) or _real(*args, **kw))
     else:
         import ninx_kernels.cuda.conv as module
         real = module.SOURCE.kernel
@@ -101,7 +101,7 @@ def _lowering_steps(device, monkeypatch):
     return calls
 
 
-LOWERED = {"cpu": ["im2col", "col2im", "im2col"],  # forward, input gradient, weight gradient (no columns kept)
+LOWERED = {"cpu": ["windows", "col2im", "windows"],  # forward, input gradient, weight gradient (no columns kept)
            "cuda": ["conv_forward", "conv_input_grad", "conv_weight_grad"]}
 
 

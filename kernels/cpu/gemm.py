@@ -2,7 +2,8 @@
 
 Goto/BLIS blocking: an MR×NR register tile (`gemm_ir`: its size follows the target's vectors and registers)
 is updated by a micro-kernel written in LLVM IR, fed by A and B panels packed from arbitrary strided views
-(transposes and broadcasts read in place, never copied whole). The block sizes come from the caches
+(transposes and broadcasts read in place, never copied whole), from operands packed once ahead (`pack`), or
+gathered through offset tables (`Gathered`, the convolution's windows). The block sizes come from the caches
 (`blocking`). The cores split the output batch, or else the larger output dimension.
 
 The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192@6², N=128); rungs 1–10 on the
@@ -18,6 +19,10 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
        AVX2 (6×16, haswell target, vs OpenBLAS Haswell)
                         231, 239 | 159, 165, 184   0.95, 0.98 | 1.15, 0.84, 1.21
      (a Zen 3 with the fixed 12×32 tile, which spilled on AVX2: 38, 42 | 25, 32 at 0.27–0.31)
+ 12: operands packed ahead (`Packed`) and a B gathered through offset tables (`Gathered`: the convolution's
+     windows, so no column matrix is built). 5×5 96→192 conv GEMM at 192 rows, 2 cores: B prepacked 376,
+     gathered 293–328, packed by the core from a built matrix 322–365; the training step A/B 1.00: gathering
+     costs about what im2col did (one cycle an element), 15–25% of a GEMM whose B serves only 192 rows.
 """
 import math
 import threading
@@ -60,6 +65,44 @@ class Blocking(NamedTuple):
     nc: int
 
 
+class Packed(NamedTuple):
+    """An operand packed ahead of its products, so that many products (the chunks of a convolution) skip the
+    core's own packing of it. side "a": block (k0, m0)
+    of matrix i starts at panels[i, k0·m_pad + m0·kc], MR-row panels with element (k, r) at k·MR + r; side
+    "b": block (k0, n0) at panels[i, k0·n_pad + n0·kc], NR-column panels with (k, j) at k·NR + j. Rows and
+    columns past the matrix are zero; kc is the depth of every block but the last."""
+    panels: np.ndarray  # (batch, m_pad·K) or (batch, K·n_pad), ALIGN-byte aligned
+    side: str
+    rows: int
+    cols: int
+    kc: int
+
+    @property
+    def shape(self):
+        return (self.panels.shape[0], self.rows, self.cols)
+
+    @property
+    def dtype(self):
+        return self.panels.dtype
+
+
+class Gathered(NamedTuple):
+    """A B operand read through offset tables instead of strides: element [i, k, j] is
+    base[rows[i, k] + cols[j]]. The convolution's windows are such a matrix (`windows.py`): the core gathers
+    each B block straight from the input into the worker's panel, and no column matrix is ever built."""
+    base: np.ndarray  # 1-D
+    rows: np.ndarray  # (batch, K) int64
+    cols: np.ndarray  # (N,) int64
+
+    @property
+    def shape(self):
+        return (self.rows.shape[0], self.rows.shape[1], self.cols.size)
+
+    @property
+    def dtype(self):
+        return self.base.dtype
+
+
 def blocking(itemsize, target=TARGET):
     """The largest Blocking for elements of `itemsize` bytes, sized from the target's caches (Goto's rules):
     - the A micro-panel (MR × kc) stays in L1 while B micro-panels stream past it: it takes half of L1d;
@@ -79,6 +122,12 @@ def _balanced(extent, most, step):
     pieces = max(1, -(-extent // most))
     per_piece = -(-extent // pieces)
     return min(most, -(-per_piece // step) * step)
+
+
+def _padded(extent, itemsize, side):
+    """Rows (side "a", to a multiple of MR) or columns (side "b", to a multiple of NR) of a Packed operand."""
+    step = MR if side == "a" else tile_columns(itemsize)
+    return -(-extent // step) * step
 
 
 @njit(inline="always")
@@ -125,6 +174,34 @@ def _pack_b(base, b, k0, kc, n0, nc, nr, panel):
 
 
 @njit(inline="always")
+def _gather_b(base, rows, cols, run_start, run_length, panel_runs, k0, kc, n0, nc, nr, panel):
+    """panel[(c·kc + k)·nr + j] = base[rows[k0 + k] + cols[n0 + c·nr + j]], zero for columns past n0 + nc: the
+    B block of a `Gathered` operand, in `_pack_b`'s layout. Every row moves each run of consecutive offsets
+    (`_runs`: a window's row of pixels, or of taps) with masked vector loads and stores."""
+    for c in range((nc + nr - 1) // nr):
+        q = (n0 + c * nr) // nr  # blocks start at multiples of nr, so this is the panel's global index
+        width = min(nr, nc - c * nr)
+        for k in range(kc):
+            row, dst = rows[k0 + k], (c * kc + k) * nr
+            for r in range(panel_runs[q], panel_runs[q + 1]):
+                j = run_start[r] - q * nr
+                gather_padded(base, row + cols[run_start[r]], 1, run_length[r], panel, dst + j, run_length[r])
+            if width < nr:
+                gather_padded(base, 0, 1, 0, panel, dst + width, nr - width)  # zeros past the last column
+
+
+def _runs(cols, nr):
+    """The columns of a Gathered operand cut into runs of consecutive offsets, never across a panel of nr:
+    (each run's first column, its length, panel_runs), panel q's runs being panel_runs[q] … [q + 1] − 1."""
+    column = np.arange(cols.size)
+    new_run = np.ones(cols.size, bool)
+    new_run[1:] = (np.diff(cols) != 1) | (column[1:] % nr == 0)
+    starts = np.flatnonzero(new_run)
+    lengths = np.diff(np.append(starts, cols.size))
+    return starts, lengths, np.searchsorted(starts, np.arange(-(-cols.size // nr) + 1) * nr)
+
+
+@njit(inline="always")
 def _block_product(a_panel, b_panel, kc, nr, out, o, m0, mc, n0, nc, accumulate):
     """out[o, m0:m0+mc, n0:n0+nc] (+)= packed A block @ packed B block, one register tile at a time."""
     m_size, n_size = out.shape[1], out.shape[2]
@@ -144,13 +221,16 @@ def _block_product(a_panel, b_panel, kc, nr, out, o, m0, mc, n0, nc, accumulate)
 
 @njit(inline="always")
 def _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, accumulate, blocks, work, a_all,
-          m_pad):
+          b_all, b_rows, b_cols, b_run_start, b_run_length, b_panel_runs):
     """out[o][m_lo:m_hi, n_lo:n_hi] (+)= Σ over batch indices i ≡ o (mod Bo) of the i-th product.
 
-    A non-empty a_all holds the one (broadcast) A packed whole: the block at (k0, m0) starts at
-    k0·m_pad + m0·kc (`_pack_whole_a`)."""
+    A non-empty a_all (b_all) holds that operand's matrices packed (`Packed`), read in place of packing; a
+    non-empty b_cols makes B the `Gathered` matrix of base b_base and offset tables b_rows, b_cols (and
+    their runs, `_runs`)."""
     kc_max, mc_max, nc_max = blocks
     nr = NR_VECTORS * VECTOR_BYTES // out.itemsize
+    m_pad = (out.shape[1] + MR - 1) // MR * MR
+    n_pad = (out.shape[2] + nr - 1) // nr * nr
     a_panel = work[:mc_max * kc_max]
     b_panel = work[mc_max * kc_max:]
     a_packed = b_packed = (-1, -1, -1)  # (offset, k0, m0 or n0) of the block each panel holds
@@ -163,13 +243,19 @@ def _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, a
             add = accumulate or i != o or k0 > 0
             for n0 in range(n_lo, n_hi, nc_max):
                 nc = min(nc_max, n_hi - n0)
-                if b_packed != (b_i.offset, k0, n0):  # a broadcast B is packed once for all products
-                    _pack_b(b_base, b_i, k0, kc, n0, nc, nr, b_panel)
+                if b_all.size:
+                    b_panel = b_all[(i % b.batch) * k_size * n_pad + k0 * n_pad + n0 * kc:]
+                elif b_packed != (b_i.offset, k0, n0):  # a broadcast B is packed once for all products
+                    if b_cols.size:
+                        _gather_b(b_base, b_rows[i % b.batch], b_cols, b_run_start, b_run_length, b_panel_runs,
+                                  k0, kc, n0, nc, nr, b_panel)
+                    else:
+                        _pack_b(b_base, b_i, k0, kc, n0, nc, nr, b_panel)
                     b_packed = (b_i.offset, k0, n0)
                 for m0 in range(m_lo, m_hi, mc_max):
                     mc = min(mc_max, m_hi - m0)
                     if a_all.size:
-                        a_panel = a_all[k0 * m_pad + m0 * kc:]
+                        a_panel = a_all[(i % a.batch) * m_pad * k_size + k0 * m_pad + m0 * kc:]
                     elif a_packed != (a_i.offset, k0, m0):
                         _pack_a(a_base, a_i, m0, mc, k0, kc, a_panel)
                         a_packed = (a_i.offset, k0, m0)
@@ -183,33 +269,39 @@ def _split(extent, step, parts, s):
     return min(extent, (tiles * s // parts) * step)
 
 
-@njit(inline="always")
-def _pack_whole_a(a_base, a, m_size, k_size, blocks, a_all):
-    """Pack the first A whole, mc rows × kc columns per parallel piece, in the layout of `_pack_a`'s panels
-    for all rows at once: the block of k columns from k0 (kc of them) holds m_pad·kc elements from k0·m_pad."""
-    kc_max, mc_max, _ = blocks
-    m_pad = (m_size + MR - 1) // MR * MR
-    row_blocks = (m_size + mc_max - 1) // mc_max
-    first = Matrix(a.offset, a.row_stride, a.col_stride)
-    for t in prange(row_blocks * ((k_size + kc_max - 1) // kc_max)):
-        m0, k0 = (t % row_blocks) * mc_max, (t // row_blocks) * kc_max
+@njit(parallel=True, cache=True)
+def _pack_kernel(base, x, m_size, k_size, n_size, kc_max, side_b, panels):
+    """Pack the x.batch matrices of `x` (a Layout in base) whole into panels (batch, size), a block
+    (kc_max deep, MR rows or NR columns wide) per parallel piece, in the layout of `Packed`."""
+    nr = NR_VECTORS * VECTOR_BYTES // panels.itemsize
+    step = nr if side_b else MR
+    wide = n_size if side_b else m_size
+    pad = (wide + step - 1) // step * step
+    depth_blocks = (k_size + kc_max - 1) // kc_max
+    for t in prange(x.batch * depth_blocks * (pad // step)):
+        i, rest = t // (depth_blocks * (pad // step)), t % (depth_blocks * (pad // step))
+        k0, w0 = rest // (pad // step) * kc_max, rest % (pad // step) * step
         kc = min(kc_max, k_size - k0)
-        _pack_a(a_base, first, m0, min(mc_max, m_size - m0), k0, kc, a_all[k0 * m_pad + m0 * kc:])
+        matrix = Matrix(x.offset + i * x.batch_stride, x.row_stride, x.col_stride)
+        dst = panels[i, k0 * pad + w0 * kc:]
+        if side_b:
+            _pack_b(base, matrix, k0, kc, w0, min(step, wide - w0), nr, dst)
+        else:
+            _pack_a(base, matrix, w0, min(step, wide - w0), k0, kc, dst)
 
 
 @njit(parallel=True, cache=True)
-def _gemm_kernel(a_base, a, b_base, b, out, batch, k_size, accumulate, splits, split_rows, blocks, work, a_all):
+def _gemm_kernel(a_base, a, b_base, b, out, batch, k_size, accumulate, splits, split_rows, blocks, work, a_all,
+                 b_all, b_rows, b_cols, b_run_start, b_run_length, b_panel_runs):
     """Run the Bo·splits tasks (output matrix o, piece s of its rows or columns) on len(work) workers.
 
-    a, b: the Layout of each operand in its base; blocks: the Blocking. A non-empty a_all (room for the one
-    A of a broadcast, packed) has it packed once for all tasks."""
+    a, b: the Layout of each operand in its base; blocks: the Blocking. A non-empty a_all or b_all holds
+    that operand packed (`Packed`, flattened), read in place of packing it; a non-empty b_cols makes B a
+    `Gathered` one with the offset tables b_rows, b_cols (and their runs, `_runs`)."""
     m_size, n_size = out.shape[1], out.shape[2]
     nr = NR_VECTORS * VECTOR_BYTES // out.itemsize
     tasks = out.shape[0] * splits
     workers = work.shape[0]
-    m_pad = (m_size + MR - 1) // MR * MR
-    if a_all.size:
-        _pack_whole_a(a_base, a, m_size, k_size, blocks, a_all)
     for w in prange(workers):
         for t in range(tasks * w // workers, tasks * (w + 1) // workers):
             o, s = divmod(t, splits)
@@ -219,7 +311,7 @@ def _gemm_kernel(a_base, a, b_base, b, out, batch, k_size, accumulate, splits, s
             else:
                 n_lo, n_hi = _split(n_size, nr, splits, s), _split(n_size, nr, splits, s + 1)
             _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, accumulate, blocks, work[w],
-                  a_all, m_pad)
+                  a_all, b_all, b_rows, b_cols, b_run_start, b_run_length, b_panel_runs)
 
 
 def _flat(name, x, batch):
@@ -263,13 +355,60 @@ def _workspace(dtype, blocks, workers):
     return _workspaces[key]
 
 
-def _packed_a(dtype, m, k):
-    """Room for a whole packed A (m rows padded to MR, k columns), ALIGN-byte aligned, kept for this thread."""
+def _pack(x, side, room=None):
+    """x (B, M, K) for side "a", (B, K, N) for side "b", packed whole as a `Packed` (in `room` when given)."""
+    rows, cols = x.shape[1:]
+    wide, depth = (rows, cols) if side == "a" else (cols, rows)
+    size = _padded(wide, x.itemsize, side) * depth
+    room = _aligned(x.dtype, x.shape[0] * size) if room is None else room
+    packed = Packed(room[:x.shape[0] * size].reshape(x.shape[0], size), side, rows, cols,
+                    _balanced(depth, _blockings[x.dtype].kc, 16))
+    base, layout = _flat(side, x, x.shape[0])
+    _pack_kernel(base, layout, rows if side == "a" else 0, depth, cols if side == "b" else 0, packed.kc, side == "b",
+                 packed.panels)
+    return packed
+
+
+def pack(x, side):
+    """x (B, M, K) as the A (side "a") or (B, K, N) as the B (side "b") of products to come, packed once:
+    pass the `Packed` to `gemm` in its place. Its depth blocks are the core's for this depth."""
+    if not isinstance(x, np.ndarray) or x.ndim != 3 or x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"pack: x must be a 3-D float32 or float64 numpy array, got {getattr(x, 'shape', x)!r}")
+    if side not in ("a", "b"):
+        raise ValueError(f"pack: side must be 'a' or 'b', got {side!r}")
+    return _pack(x, side)
+
+
+_packed_as = {}
+
+
+def _room_for_a(dtype, size):
+    """Room for a whole packed A of `size` elements, ALIGN-byte aligned, kept for this thread."""
     key = (dtype, threading.get_ident())
-    size = (m + MR - 1) // MR * MR * k
     if key not in _packed_as or _packed_as[key].size < size:
         _packed_as[key] = _aligned(dtype, size)
-    return _packed_as[key][:size]
+    return _packed_as[key]
+
+
+def _stand_in(x):
+    """x itself, or for a Packed an array of its shape and dtype that occupies no memory (for the checks)."""
+    return as_strided(np.zeros(1, x.dtype), x.shape, (0, 0, 0)) if isinstance(x, (Packed, Gathered)) else x
+
+
+def _operand(name, x, batch):
+    """(base, Layout, panels) of an operand: a strided view, a Packed one's flat panels, or a Gathered one's
+    base (its Layout's offset tells its matrices apart)."""
+    if isinstance(x, Packed):
+        if x.side != name:
+            raise ValueError(f"gemm: {name} is packed as side {x.side!r} of a product")
+        flat = x.panels.reshape(-1)
+        return flat, Layout(0, 0, 0, 0, x.panels.shape[0]), flat
+    if isinstance(x, Gathered):
+        if name != "b":
+            raise ValueError("gemm: only b may be a Gathered operand")
+        return x.base, Layout(0, 0, 0, 1, x.rows.shape[0]), np.empty(0, x.dtype)
+    base, layout = _flat(name, x, batch)
+    return base, layout, np.empty(0, x.dtype)
 
 
 _blockings = {np.dtype(t): blocking(np.dtype(t).itemsize) for t in (np.float32, np.float64)}
@@ -278,9 +417,10 @@ _blockings = {np.dtype(t): blocking(np.dtype(t).itemsize) for t in (np.float32, 
 def gemm(a, b, out, accumulate=False):
     """out[i % Bo] (+)= a[i % Ba] @ b[i % Bb] for i < max(Ba, Bb, Bo), summed over i; returns out.
 
-    a (Ba, M, K) and b (Bb, K, N) may be any strided views; out (Bo, M, N) is C-contiguous and must not
-    overlap them. accumulate=False overwrites out with the sum, accumulate=True adds the sum to out."""
-    check_gemm_operands(np.ndarray, a, b, out)
+    a (Ba, M, K) and b (Bb, K, N) may be any strided views, or `Packed` by `pack` (or a producer of
+    panels); out (Bo, M, N) is C-contiguous and must not overlap them. accumulate=False overwrites out with
+    the sum, accumulate=True adds the sum to out."""
+    check_gemm_operands(np.ndarray, _stand_in(a), _stand_in(b), out)
     (ba, m, k), (bb, _, n), bo = a.shape, b.shape, out.shape[0]
     batch = max(ba, bb, bo)
     if m == 0 or n == 0:
@@ -289,25 +429,33 @@ def gemm(a, b, out, accumulate=False):
         if not accumulate:
             out.fill(0)
         return out
-    a_base, a_layout = _flat("a", a, ba)
-    b_base, b_layout = _flat("b", b, bb)
     dtype = a.dtype
     largest = _blockings[dtype]
-    blocks = Blocking(_balanced(k, largest.kc, 16), _balanced(m, largest.mc, MR), largest.nc)
+    depths = {x.kc for x in (a, b) if isinstance(x, Packed)}
+    if len(depths) > 1:
+        raise ValueError(f"gemm: a and b are packed with different depth blocks {sorted(depths)}")
+    kc = depths.pop() if depths else _balanced(k, largest.kc, 16)
+    nr, nc = tile_columns(dtype.itemsize), largest.nc
+    if isinstance(b, Gathered):  # its worker gathers each B block just before using it: keep it in half of L2
+        nc = min(nc, max(nr, TARGET.l2 // 2 // (kc * dtype.itemsize) // nr * nr))
+    blocks = Blocking(kc, _balanced(m, largest.mc, MR), nc)
+    # a broadcast A of more than one block would be packed again for every product: pack it once instead
+    if not isinstance(a, Packed) and ba == 1 and batch > 1 and (m > blocks.mc or k > blocks.kc):
+        a = _pack(a, "a", _room_for_a(dtype, _padded(m, dtype.itemsize, "a") * k))
+    a_base, a_layout, a_all = _operand("a", a, ba)
+    b_base, b_layout, b_all = _operand("b", b, bb)
+    tables = ((b.rows, b.cols) + _runs(b.cols, tile_columns(dtype.itemsize)) if isinstance(b, Gathered) else
+              (np.empty((1, 0), np.int64),) + (np.empty(0, np.int64),) * 4)
     threads = numba.get_num_threads()
     workers = 1 if 2 * batch * m * n * k < SERIAL_FLOPS else threads
     work = _workspace(dtype, largest, workers)
-    nr = tile_columns(a.itemsize)
     split_rows = -(-m // MR) > -(-n // nr)
     tiles = -(-m // MR) if split_rows else -(-n // nr)
     splits = min(tiles, workers // math.gcd(bo, workers))
-    # a broadcast A of more than one block would be packed again for every product: pack it once instead
-    whole_a = ba == 1 and batch > 1 and (m > blocks.mc or k > blocks.kc)
-    a_all = _packed_a(dtype, m, k) if whole_a else np.empty(0, dtype)
     numba.set_num_threads(workers)  # one worker runs on the calling thread and wakes no other
     try:
         _gemm_kernel(a_base, a_layout, b_base, b_layout, out, batch, k, bool(accumulate), splits, split_rows, blocks,
-                     work, a_all)
+                     work, a_all, b_all, *tables)
     finally:
         numba.set_num_threads(threads)
     return out

@@ -1,8 +1,8 @@
 """2-D convolution, forward and backward in one Function, on the backend's conv2d kernels.
 
 Shapes: x (N, C, H, W), weight (oC, C/G, kh, kw) for G groups, output (N, oC, oh, ow). Each backend lowers
-it onto its GEMM core — the CPU through im2col a chunk of images at a time (kernels/cpu/conv.py), CUDA as an
-implicit GEMM that gathers the windows on the fly (kernels/cuda/conv.py, conv.cu) — and runs a 1×1 stride-1
+it onto its GEMM core — both as implicit GEMMs that gather the windows from x block by block (the CPU's in
+kernels/cpu/conv.py and windows.py, CUDA's in kernels/cuda/conv.py and conv.cu) — and runs a 1×1 stride-1
 unpadded convolution as the GEMM itself: each pixel's channel vector times the same matrix, a
 fully-connected layer applied at every pixel. Gradients, as GEMMs:
 

@@ -1,0 +1,73 @@
+"""The convolution's windows on the CPU: the GEMM core's B read straight from x (a `gemm.Gathered` operand),
+and their gradients summed back into pixels (col2im).
+
+For x (N, C, H, W) padded by (ph, pw) to (Hp, Wp), tap t = (c·kh + i)·kw + j of output pixel
+p = (n·oh + oy)·ow + ox reads
+
+    cols[t, p] = x_padded[n, c, oy·sh + i·dh, ox·sw + j·dw]
+
+whose flat index is the sum of a tap's part and a pixel's part:
+
+    tap_offset[t] = (c·Hp + i·dh)·Wp + j·dw,     pixel_offset[p] = (n·C·Hp + oy·sh)·Wp + ox·sw
+
+so cols is an outer sum of two offset tables, which is all the core needs to gather each B block into its
+worker's panel right before the micro-kernel reads it: no column matrix is built (207 MB for the small NiN's
+5×5 layer at batch 128; it was built 8 MiB at a time and read back once more to be packed). The forward's
+B is cols (taps deep, pixels wide); the weight gradient's is colsᵀ (pixels deep, taps wide). Padding x once
+costs a copy of it and saves an edge test per element.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .gemm import Gathered
+
+
+def _tables(g):
+    """(tap_offset over the C·kh·kw taps, pixel_offset over the N·oh·ow pixels) into x padded by (ph, pw)."""
+    h, w = g.h + 2 * g.ph, g.w + 2 * g.pw
+    c, i, j = np.unravel_index(np.arange(g.c * g.kh * g.kw), (g.c, g.kh, g.kw))
+    n, oy, ox = np.unravel_index(np.arange(g.n * g.oh * g.ow), (g.n, g.oh, g.ow))
+    return (c * h + i * g.dh) * w + j * g.dw, (n * g.c * h + oy * g.sh) * w + ox * g.sw
+
+
+def windows(x, g, groups, by_pixel=False):
+    """x's windows (`g`: a Window2d of x's shape) as each group's B, a `Gathered` operand of the GEMM core:
+    cols[g] (its taps deep, the pixels wide), or with by_pixel its transpose (pixels deep, taps wide). x is
+    padded once, so that no window needs an edge test."""
+    x = np.pad(x, ((0, 0), (0, 0), (g.ph, g.ph), (g.pw, g.pw))) if g.ph or g.pw else np.ascontiguousarray(x)
+    tap_offset, pixel_offset = _tables(g)
+    taps = g.c // groups * g.kh * g.kw
+    if by_pixel:  # rows: the pixels, moved to group g's channels; columns: a group's taps
+        rows, cols = pixel_offset[None, :] + tap_offset[::taps, None], tap_offset[:taps]
+    else:  # rows: group g's taps; columns: the pixels
+        rows, cols = tap_offset.reshape(groups, taps), pixel_offset
+    return Gathered(x.reshape(-1), np.ascontiguousarray(rows), cols)
+
+
+@njit(parallel=True, cache=True)
+def _col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, gx):
+    # each thread owns whole channels: it reads their rows of cols (C·kh·kw, N, L) in one stretch each and
+    # adds into their planes, taps in ascending (i, j) order
+    n_images, channels, h, w = gx.shape
+    for c in prange(channels):
+        gx[:, c] = 0
+        for i in range(kh):
+            for j in range(kw):
+                row = (c * kh + i) * kw + j
+                for n in range(n_images):
+                    for oy in range(oh):
+                        iy = oy * sh - ph + i * dh
+                        if 0 <= iy < h:
+                            for ox in range(ow):
+                                ix = ox * sw - pw + j * dw
+                                if 0 <= ix < w:
+                                    gx[n, c, iy, ix] += cols[row, n, oy * ow + ox]
+
+
+def col2im(cols, g):
+    """The adjoint of the window gather: sums each entry of cols (C·kh·kw, N·L) into its source pixel,
+    giving (N, C, H, W)."""
+    gx = np.empty(g.input_shape, dtype=cols.dtype)
+    _col2im(np.ascontiguousarray(cols).reshape(cols.shape[0], g.n, g.oh * g.ow),
+            g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.oh, g.ow, gx)
+    return gx
