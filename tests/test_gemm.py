@@ -81,12 +81,16 @@ def test_matches_einsum(problem):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_spans_several_cache_blocks(dtype, layout):
+@pytest.mark.parametrize("b_layout", ["transposed", "contiguous"])
+@pytest.mark.parametrize("blocks_of_rows", [1, 3])
+def test_spans_several_cache_blocks(dtype, layout, b_layout, blocks_of_rows):
+    """Several blocks of depth and columns; a row-major B is read in place in a product of up to two A blocks
+    of rows (13 rows here), packed in a taller one (2·mc + 13)."""
     rng = np.random.default_rng(0)
     kc, mc, _ = blocking(np.dtype(dtype).itemsize)
-    m, n, k = mc + 13, 2 * MR + 7, kc + 3
+    m, n, k = (blocks_of_rows - 1) * mc + 13, 2 * tile_columns(np.dtype(dtype).itemsize) + 7, kc + 3
     a = strided_view(rng, 2, m, k, dtype, layout)
-    b = strided_view(rng, 2, k, n, dtype, "transposed")
+    b = strided_view(rng, 2, k, n, dtype, b_layout)
     check(a, b, np.empty((2, m, n), dtype), False)
 
 

@@ -70,9 +70,10 @@ def _check_float_array(name, array):
 
 
 @intrinsic
-def tile_update(typingctx, a_panel, a_start, b_panel, b_start, kc, c, c_start, ldc, rows, cols, accumulate,
-                vectors):
-    """c[c_start + i·ldc + j] (+)= Σ_{k<kc} a_panel[a_start + k·MR + i] · b_panel[b_start + k·NR + j].
+def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_start, ldb, kc, c, c_start, ldc,
+                rows, cols, accumulate, vectors):
+    """c[c_start + i·ldc + j] (+)= Σ_{k<kc} a_panel[a_start + k·MR + i] · B[b_start + k·ldb + j], B being
+    b_source where from_source is true (a row-major B read in place), else b_panel (packed, ldb = NR).
 
     For i < rows ≤ MR, j < cols ≤ vectors·(vector width); the sums stay in MR·vectors registers for the
     whole k loop. `vectors` (a literal, 1 or NR_VECTORS) narrows the tile for a last, thin panel."""
@@ -82,8 +83,8 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_start, kc, c, c_start, l
     used = vectors.literal_value
 
     def codegen(context, builder, sig, args):
-        a_arr, a_start, b_arr, b_start, kc, c_arr, c_start, ldc, rows, cols, accumulate, _ = args
-        elem = context.get_data_type(sig.args[5].dtype)
+        a_arr, a_start, b_arr, b_src, from_source, b_start, ldb, kc, c_arr, c_start, ldc, rows, cols, accumulate, _ = args
+        elem = context.get_data_type(sig.args[8].dtype)
         size = context.get_abi_sizeof(elem)
         vec, fmuladd, masked_load, masked_store, _ = _vector_ops(context, builder, elem)
         width = vec.count
@@ -99,7 +100,8 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_start, kc, c, c_start, l
             return _splat(builder, value, width)
 
         a_ptr = builder.gep(data(0, a_arr), [a_start])
-        b_ptr = builder.gep(data(2, b_arr), [b_start])
+        in_place = builder.icmp_unsigned("!=", from_source, ir.Constant(from_source.type, 0))
+        b_ptr = builder.select(in_place, builder.gep(data(3, b_src), [b_start]), builder.gep(data(2, b_arr), [b_start]))
         zero = ir.Constant(vec, [ir.Constant(elem, 0.0)] * width)
         align = ir.Constant(i32, size)
 
@@ -111,7 +113,7 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_start, kc, c, c_start, l
         builder.position_at_end(loop)
         k = builder.phi(i64)
         acc = [builder.phi(vec) for _ in range(MR * used)]
-        b_row = builder.gep(b_ptr, [builder.mul(k, const(NR_VECTORS * width))])
+        b_row = builder.gep(b_ptr, [builder.mul(k, ldb)])
         b_vecs = [builder.load(builder.gep(b_row, [const(v * width)]), typ=vec, align=size)
                   for v in range(used)]
         a_col = builder.gep(a_ptr, [builder.mul(k, const(MR))])
@@ -137,7 +139,7 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_start, kc, c, c_start, l
         masks = [builder.icmp_signed("<", lane, splat(builder.sub(cols, const(v * width))))
                  for v in range(used)]
         keep = splat(builder.icmp_unsigned("!=", accumulate, ir.Constant(accumulate.type, 0)))
-        c_ptr = builder.gep(data(5, c_arr), [c_start])
+        c_ptr = builder.gep(data(8, c_arr), [c_start])
         for i in range(MR):
             with builder.if_then(builder.icmp_signed("<", const(i), rows)):
                 row = builder.gep(c_ptr, [builder.mul(const(i), ldc)])
@@ -147,8 +149,8 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_start, kc, c, c_start, l
                     builder.call(masked_store, [builder.fadd(old, sums[i * used + v]), dst, align, masks[v]])
         return context.get_dummy_value()
 
-    return types.none(a_panel, a_start, b_panel, b_start, kc, c, c_start, ldc, rows, cols, accumulate,
-                      vectors), codegen
+    return types.none(a_panel, a_start, b_panel, b_source, from_source, b_start, ldb, kc, c, c_start, ldc, rows,
+                      cols, accumulate, vectors), codegen
 
 
 @intrinsic
