@@ -23,6 +23,10 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
      windows, so no column matrix is built). 5×5 96→192 conv GEMM at 192 rows, 2 cores: B prepacked 376,
      gathered 293–328, packed by the core from a built matrix 322–365; the training step A/B 1.00: gathering
      costs about what im2col did (one cycle an element), 15–25% of a GEMM whose B serves only 192 rows.
+ 13: a row-major B read in place for products ≤ 2 A blocks tall; whole tiles written back with plain
+     vector moves (AVX2's vmaskmov stores are slow on AMD). 1×1 96@28² / 192@13², same process A/B:
+       AVX-512  198–211 → 254–267, 233–248 → 277–332;  float64 95–116 → 143–147
+       AVX2     129–134 → 154–167, 137–141 → 174–183;  float64 64–78 → 81–92, 62–72 → 90–92
 """
 import math
 import threading

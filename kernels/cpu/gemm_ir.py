@@ -140,13 +140,30 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
                  for v in range(used)]
         keep = splat(builder.icmp_unsigned("!=", accumulate, ir.Constant(accumulate.type, 0)))
         c_ptr = builder.gep(data(8, c_arr), [c_start])
-        for i in range(MR):
-            with builder.if_then(builder.icmp_signed("<", const(i), rows)):
-                row = builder.gep(c_ptr, [builder.mul(const(i), ldc)])
-                for v in range(used):
-                    dst = builder.gep(row, [const(v * width)])
-                    old = builder.call(masked_load, [dst, align, builder.and_(masks[v], keep), zero])
-                    builder.call(masked_store, [builder.fadd(old, sums[i * used + v]), dst, align, masks[v]])
+        # a tile of whole vectors (most of them) is written with plain moves: AVX2's masked ones (vmaskmov)
+        # are slow on AMD cores; the last, partial tiles keep the masks
+        whole = builder.icmp_signed(">=", cols, const(used * width))
+        adding = builder.icmp_unsigned("!=", accumulate, ir.Constant(accumulate.type, 0))
+        with builder.if_else(whole) as (plain, masked):
+            with plain:
+                for i in range(MR):
+                    with builder.if_then(builder.icmp_signed("<", const(i), rows)):
+                        row = builder.gep(c_ptr, [builder.mul(const(i), ldc)])
+                        for v in range(used):
+                            dst = builder.bitcast(builder.gep(row, [const(v * width)]), ir.PointerType(vec))
+                            total = sums[i * used + v]
+                            with builder.if_then(adding):
+                                builder.store(builder.fadd(builder.load(dst, align=size), total), dst, align=size)
+                            with builder.if_then(builder.not_(adding)):
+                                builder.store(total, dst, align=size)
+            with masked:
+                for i in range(MR):
+                    with builder.if_then(builder.icmp_signed("<", const(i), rows)):
+                        row = builder.gep(c_ptr, [builder.mul(const(i), ldc)])
+                        for v in range(used):
+                            dst = builder.gep(row, [const(v * width)])
+                            old = builder.call(masked_load, [dst, align, builder.and_(masks[v], keep), zero])
+                            builder.call(masked_store, [builder.fadd(old, sums[i * used + v]), dst, align, masks[v]])
         return context.get_dummy_value()
 
     return types.none(a_panel, a_start, b_panel, b_source, from_source, b_start, ldb, kc, c, c_start, ldc, rows,
