@@ -70,11 +70,12 @@ class Blocking(NamedTuple):
 
 
 class Packed(NamedTuple):
-    """An operand packed ahead of its products, so that many products (the chunks of a convolution) skip the
-    core's own packing of it. side "a": block (k0, m0)
-    of matrix i starts at panels[i, k0·m_pad + m0·kc], MR-row panels with element (k, r) at k·MR + r; side
-    "b": block (k0, n0) at panels[i, k0·n_pad + n0·kc], NR-column panels with (k, j) at k·NR + j. Rows and
-    columns past the matrix are zero; kc is the depth of every block but the last."""
+    """An operand packed ahead of its products, so that the core never packs it again: not for each product
+    of a batch, nor for each block of columns of one wide product (the convolution's W).
+
+    side "a": block (k0, m0) of matrix i starts at panels[i, k0·m_pad + m0·kc], MR-row panels with element
+    (k, r) at k·MR + r; side "b": block (k0, n0) at panels[i, k0·n_pad + n0·kc], NR-column panels with (k, j)
+    at k·NR + j. Rows and columns past the matrix are zero; kc is the depth of every block but the last."""
     panels: np.ndarray  # (batch, m_pad·K) or (batch, K·n_pad), ALIGN-byte aligned
     side: str
     rows: int
@@ -402,7 +403,8 @@ def _room_for_a(dtype, size):
 
 
 def _stand_in(x):
-    """x itself, or for a Packed an array of its shape and dtype that occupies no memory (for the checks)."""
+    """x itself, or for a Packed or Gathered operand an array of its shape and dtype that occupies no memory
+    (for the checks, which read only those)."""
     return as_strided(np.zeros(1, x.dtype), x.shape, (0, 0, 0)) if isinstance(x, (Packed, Gathered)) else x
 
 
