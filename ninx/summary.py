@@ -16,7 +16,8 @@ gates (squeeze-and-excitation) are listed as they run. Every count is per image 
                  activation once the next layer has consumed it (for branching models an estimate)
     training     weights + gradients (as many as weights) + optimizer state (SGD 0, SGD with momentum 1,
                  Adam/AdamW 2 copies of the weights) + the input and every layer output, all kept for the
-                 backward pass. Framework workspace (the CPU conv's input-gradient column chunk of at most 8 MiB) is not counted.
+                 backward pass. Framework workspace (the CPU conv's input-gradient column chunk of at most
+                 8 MiB) is not counted.
 """
 from dataclasses import dataclass
 

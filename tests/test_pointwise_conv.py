@@ -92,7 +92,8 @@ def _lowering_steps(device, monkeypatch):
         import ninx_kernels.cpu.conv as module
         for name in ("windows", "col2im"):
             real = getattr(module, name)
-            monkeypatch.setattr(module, name, lambda *args, _real=real, _name=name, **kw: calls.append(_name) or _real(*args, **kw))
+            monkeypatch.setattr(module, name, lambda *args, _real=real, _name=name, **kw:
+                                calls.append(_name) or _real(*args, **kw))
     else:
         import ninx_kernels.cuda.conv as module
         real = module.SOURCE.kernel

@@ -83,7 +83,8 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
     used = vectors.literal_value
 
     def codegen(context, builder, sig, args):
-        a_arr, a_start, b_arr, b_src, from_source, b_start, ldb, kc, c_arr, c_start, ldc, rows, cols, accumulate, _ = args
+        (a_arr, a_start, b_arr, b_src, from_source, b_start, ldb, kc, c_arr, c_start, ldc, rows, cols, accumulate,
+         _) = args
         elem = context.get_data_type(sig.args[8].dtype)
         size = context.get_abi_sizeof(elem)
         vec, fmuladd, masked_load, masked_store, _ = _vector_ops(context, builder, elem)
