@@ -94,7 +94,7 @@ def conv2d_backward_weight(x, gy, g, groups):
     GEMM's K and colsᵀ gathered from x — for 1×1 the core's batch-reduce over images of x viewed in place."""
     x, out_channels, length = np.ascontiguousarray(x), gy.shape[1], g.oh * g.ow
     gy = np.ascontiguousarray(gy).reshape(g.n, out_channels, length)
-    gw = np.zeros((groups, out_channels // groups, g.c // groups * g.kh * g.kw), dtype=gy.dtype)
+    gw = np.empty((groups, out_channels // groups, g.c // groups * g.kh * g.kw), dtype=gy.dtype)
     if g.pointwise:
         gemm(gy.reshape(g.n * groups, -1, length), x.reshape(g.n * groups, -1, length).transpose(0, 2, 1), gw)
         return gw.reshape(out_channels, g.c // groups, 1, 1)
