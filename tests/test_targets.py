@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 X86 = platform.machine().lower() in ("x86_64", "amd64")
 # (NINX_CPU_TARGET, vector bytes it must give, host features it needs)
 TARGETS = [("haswell", 32, ("+avx2", "+fma")), ("x86-64", 16, ()), ("host", None, ())]
-CONFORMANCE = ["tests/test_gemm.py", "tests/test_conv2d.py", "tests/test_pointwise_conv.py"]
+CONFORMANCE = ["tests/test_gemm.py", "tests/test_conv2d.py", "tests/test_pointwise_conv.py", "tests/test_direct_conv.py"]
 
 
 def missing_features(needed):

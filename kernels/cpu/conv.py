@@ -28,6 +28,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from . import direct
 from .activation import relu
 from .epilogue import gemm
 from .gemm import pack
@@ -59,6 +60,9 @@ def conv2d(x, weight, g, groups, bias=None, relu_cap=None):
     w3 = weight.reshape(groups, out_channels // groups, -1)
     fused = groups == 1
     epilogue = {"bias": bias if fused else None, "relu_cap": relu_cap if fused else None}
+    shape = direct.forward_tiles(g, groups)
+    if shape:
+        return direct.conv_direct(x, weight, (g.ph, g.pw), (g.dh, g.dw), g.sh, (g.oh, g.ow), shape, **epilogue)
     y = np.empty((g.n, out_channels, length), dtype=x.dtype)
     if g.pointwise:  # Y[n·G + g] = W[g] @ x[n] viewed as (C/G, H·W): straight into y
         gemm(w3, x.reshape(g.n * groups, g.c // groups, length), y.reshape(g.n * groups, -1, length), **epilogue)
@@ -78,6 +82,12 @@ def conv2d_backward_input(gy, weight, g, groups):
     a GEMM per image straight into dx."""
     length, gy = g.oh * g.ow, np.ascontiguousarray(gy).reshape(g.n, -1, g.oh * g.ow)
     w3 = weight.reshape(groups, weight.shape[0] // groups, -1)
+    shape = direct.input_gradient_tiles(g, groups, weight.shape[0])
+    if shape:  # dx = dy padded by d(k − 1) − p, convolved with W flipped and its channel axes swapped
+        flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        return direct.conv_direct(gy.reshape(g.n, -1, g.oh, g.ow), flipped,
+                                  (g.dh * (g.kh - 1) - g.ph, g.dw * (g.kw - 1) - g.pw), (g.dh, g.dw), 1, (g.h, g.w),
+                                  shape)
     gx = np.empty(g.input_shape, dtype=gy.dtype)
     if g.pointwise:
         gemm(w3.transpose(0, 2, 1), gy.reshape(g.n * groups, -1, length), gx.reshape(g.n * groups, -1, length))
@@ -94,6 +104,8 @@ def conv2d_backward_weight(x, gy, g, groups):
     GEMM's K and colsᵀ gathered from x — for 1×1 the core's batch-reduce over images of x viewed in place."""
     x, out_channels, length = np.ascontiguousarray(x), gy.shape[1], g.oh * g.ow
     gy = np.ascontiguousarray(gy).reshape(g.n, out_channels, length)
+    if direct.weight_gradient_fits(g, groups):
+        return direct.weight_gradient_direct(x, gy, g)
     gw = np.empty((groups, out_channels // groups, g.c // groups * g.kh * g.kw), dtype=gy.dtype)
     if g.pointwise:
         gemm(gy.reshape(g.n * groups, -1, length), x.reshape(g.n * groups, -1, length).transpose(0, 2, 1), gw)

@@ -172,6 +172,96 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
 
 
 @intrinsic
+def window_tile(typingctx, a, a_start, a_table, lda, b, b_start, ldb, steps, c, c_start, ldr, ldc, rows, cols,
+                accumulate, tile_rows, tile_cols, vectors):
+    """c[c_start + r·ldr + i·ldc + j] (+)= Σ_{s<steps} a[a_start + a_table[s] + r·lda + i] · b[b_start + s·ldb + j]
+    for r < tile_rows, i < tile_cols, j < vectors·(vector width), stored where r < rows and i < cols.
+
+    The direct convolution's register tile (`direct.py`): its broadcast operand is read in place, R rows
+    of KW consecutive elements at a step's offset from a table (output pixels for the forward, taps for the
+    weight gradient), each broadcast element a load folded into its FMAs; B is a row of vectors (packed
+    weights, or the transposed output gradient). tile_rows, tile_cols and vectors are literals."""
+    _check_float_array("window_tile", c)
+    for literal in (tile_rows, tile_cols, vectors):
+        if not isinstance(literal, types.IntegerLiteral):
+            raise errors.RequireLiteralValue(literal)
+    r_count, i_count, used = tile_rows.literal_value, tile_cols.literal_value, vectors.literal_value
+
+    def codegen(context, builder, sig, args):
+        (a_arr, a_start, table_arr, lda, b_arr, b_start, ldb, steps, c_arr, c_start, ldr, ldc, rows, cols,
+         accumulate) = args[:15]
+        elem = context.get_data_type(sig.args[8].dtype)
+        size = context.get_abi_sizeof(elem)
+        vec, fmuladd, _, _, _ = _vector_ops(context, builder, elem)
+        width = vec.count
+        i64 = ir.IntType(64)
+
+        def const(n):
+            return ir.Constant(i64, n)
+
+        def data(position, value):
+            return context.make_array(sig.args[position])(context, builder, value).data
+
+        a_ptr = builder.gep(data(0, a_arr), [a_start])
+        table = data(2, table_arr)
+        b_ptr = builder.gep(data(4, b_arr), [b_start])
+        row_steps = [builder.mul(const(r), lda) for r in range(r_count)]
+        zero = ir.Constant(vec, [ir.Constant(elem, 0.0)] * width)
+
+        # the step loop: acc[(r·KW + i)·used + v] += a[table[s] + r·lda + i] · b[s, v·width : (v+1)·width]
+        entry = builder.block
+        loop = builder.append_basic_block("window_loop")
+        done = builder.append_basic_block("window_done")
+        builder.cbranch(builder.icmp_signed(">", steps, const(0)), loop, done)
+        builder.position_at_end(loop)
+        s = builder.phi(i64)
+        acc = [builder.phi(vec) for _ in range(r_count * i_count * used)]
+        b_row = builder.gep(b_ptr, [builder.mul(s, ldb)])
+        b_vecs = [builder.load(builder.gep(b_row, [const(v * width)]), typ=vec, align=size) for v in range(used)]
+        at = builder.gep(a_ptr, [builder.load(builder.gep(table, [s]))])
+        new = []
+        for r in range(r_count):
+            row = builder.gep(at, [row_steps[r]])
+            for i in range(i_count):
+                a_ri = _splat(builder, builder.load(builder.gep(row, [const(i)]), typ=elem), width)
+                new += [builder.call(fmuladd, [a_ri, b_vecs[v], acc[(r * i_count + i) * used + v]])
+                        for v in range(used)]
+        s_next = builder.add(s, const(1))
+        builder.cbranch(builder.icmp_signed("<", s_next, steps), loop, done)
+        s.add_incoming(const(0), entry)
+        s.add_incoming(s_next, loop)
+        for phi, value in zip(acc, new):
+            phi.add_incoming(zero, entry)
+            phi.add_incoming(value, loop)
+
+        builder.position_at_end(done)
+        sums = [builder.phi(vec) for _ in new]
+        for phi, value in zip(sums, new):
+            phi.add_incoming(zero, entry)
+            phi.add_incoming(value, loop)
+        c_ptr = builder.gep(data(8, c_arr), [c_start])
+        adding = builder.icmp_unsigned("!=", accumulate, ir.Constant(accumulate.type, 0))
+        for r in range(r_count):
+            for i in range(i_count):
+                inside = builder.and_(builder.icmp_signed("<", const(r), rows), builder.icmp_signed("<", const(i), cols))
+                with builder.if_then(inside):
+                    start = builder.add(builder.mul(const(r), ldr), builder.mul(const(i), ldc))
+                    for v in range(used):
+                        dst = builder.bitcast(builder.gep(c_ptr, [builder.add(start, const(v * width))]),
+                                              ir.PointerType(vec))
+                        total = sums[(r * i_count + i) * used + v]
+                        with builder.if_else(adding) as (add, overwrite):
+                            with add:
+                                builder.store(builder.fadd(builder.load(dst, align=size), total), dst, align=size)
+                            with overwrite:
+                                builder.store(total, dst, align=size)
+        return context.get_dummy_value()
+
+    return types.none(a, a_start, a_table, lda, b, b_start, ldb, steps, c, c_start, ldr, ldc, rows, cols,
+                      accumulate, tile_rows, tile_cols, vectors), codegen
+
+
+@intrinsic
 def gather_padded(typingctx, src, src_start, step, count, dst, dst_start, width):
     """dst[dst_start + j] = src[src_start + j·step] if j < count else 0, for j < width ≤ max(MR, NR).
 

@@ -1,0 +1,231 @@
+"""The direct convolution on the CPU: a tile of outputs in registers, its operands read where they lie.
+
+The GEMM over gathered windows (`windows.py`) moves every window element once into a panel, and each moved
+element then serves only oC multiply-adds (192 for the small NiN's 5×5 layer): a cycle an element, 15–25% of
+that GEMM. Here nothing is moved. The micro-kernel (`gemm_ir.window_tile`) holds R rows × KW consecutive
+output pixels × NR vectors of output channels in registers and, for each tap t = (c, i, j), broadcasts the
+R·KW input elements those pixels read, x_padded[n, c, oy·sh + i·dh, ox + j·dw] at the tap's offset
+(`windows._tables`) from the tile's first pixel, against one row of packed weights W[o, t] (o across the
+vector lanes):
+
+    y[n, o, oy0 + r, ox0 + q] = Σ_t x_padded[n·C·Hp·Wp + (oy0 + r)·sh·Wp + ox0 + q + tap_offset[t]] · W[o, t]
+
+Consecutive pixels of an output row read consecutive inputs only with a unit column stride, so sw = 1.
+
+The input gradient of a stride-1 convolution is the same sum: dx = conv(dy padded by dh(kh − 1) − ph and
+dw(kw − 1) − pw, with W flipped in space and its two channel axes swapped), so it runs here too, and no
+dcols or col2im exist on that path.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .gemm_ir import TARGET, VECTOR_BYTES, transpose_into, window_tile
+from .windows import _pad
+
+# NR vectors of output channels and R × KW pixels: the accumulators take all registers but the NR weight
+# vectors and two (a broadcast, a spare): 32 registers give 14 pixels × 2 vectors, 16 give 13 × 1
+VECTORS = 2 if TARGET.vector_registers >= 32 else 1
+PIXELS = (TARGET.vector_registers - VECTORS - 2) // VECTORS
+WIDE = (1, PIXELS)  # one output row of up to PIXELS pixels …
+TALL = (2, PIXELS // 2)  # … or two rows of half as many, for narrow outputs (the small NiN's 6×6)
+SHAPES = (WIDE, TALL)
+LEAST_USE = 0.75  # of the tile's pixels a layer must use for this path to beat the GEMM's
+LEAST_TAPS = 256  # C·kh·kw below which the GEMM's path wins (the small NiN's first layer, 25 taps: 8.5 ms
+# here against 6.5)
+
+
+def _use(shape, oh, ow):
+    """The fraction of a tile's pixels that land on outputs of an oh × ow image."""
+    r, kw = shape
+    return oh * ow / (-(-oh // r) * r * -(-ow // kw) * kw)
+
+
+def tile_shape(oh, ow):
+    """The (R, KW) of SHAPES that wastes fewest pixels on an oh × ow output, or None if even it wastes more
+    than 1 − LEAST_USE of them."""
+    best = max(SHAPES, key=lambda shape: _use(shape, oh, ow))
+    return best if _use(best, oh, ow) >= LEAST_USE else None
+
+
+def forward_tiles(g, groups):
+    """The tile shape of the forward of Window2d `g` on this path, or None where the GEMM's path serves it:
+    grouped or 1×1 convolutions, a column stride, too few taps to pay for writing a tile back."""
+    if groups != 1 or g.pointwise or g.sw != 1 or g.c * g.kh * g.kw < LEAST_TAPS:
+        return None
+    return tile_shape(g.oh, g.ow)
+
+
+def input_gradient_tiles(g, groups, out_channels):
+    """The tile shape of the input gradient as a forward convolution of dy (stride 1 only), or None."""
+    if (groups != 1 or g.pointwise or (g.sh, g.sw) != (1, 1) or out_channels * g.kh * g.kw < LEAST_TAPS
+            or g.ph > g.dh * (g.kh - 1) or g.pw > g.dw * (g.kw - 1)):
+        return None
+    return tile_shape(g.h, g.w)
+
+
+def weight_gradient_fits(g, groups):
+    """Whether the weight gradient of Window2d `g` runs here: one group, a kernel width with a tile, no
+    column dilation, and at least a tile's rows of input channels."""
+    return (groups == 1 and not g.pointwise and g.kw in GRADIENT_ROWS and g.dw == 1
+            and g.c >= GRADIENT_ROWS[g.kw])
+
+
+def channel_block(itemsize):
+    """Output channels per tile: NR vectors of the target."""
+    return VECTORS * VECTOR_BYTES // itemsize
+
+
+@njit(parallel=True, cache=True)
+def _forward(x, taps, panels, y, bias, has_bias, low, cap, image_stride, row_stride, tall):
+    # y (N, oC, oh, ow) from x (flat, padded, with a tail for the last tiles' spare pixels) and panels
+    # (blocks, K, nrc): panels[b, t, j] = W[b·nrc + j, t]. Tasks run block-major, so each thread keeps few
+    # weight panels in L2 while the images' rows stream past
+    n_images, out_channels, oh, ow = y.shape
+    blocks, depth, nrc = panels.shape
+    rows, cols = TALL if tall else WIDE
+    row_groups, col_tiles = (oh + rows - 1) // rows, (ow + cols - 1) // cols
+    flat = panels.reshape(-1)
+    per_block = n_images * row_groups * col_tiles
+    for task in prange(blocks * per_block):
+        b, rest = task // per_block, task % per_block
+        n, rest = rest // (row_groups * col_tiles), rest % (row_groups * col_tiles)
+        oy0, ox0 = rest // col_tiles * rows, rest % col_tiles * cols
+        sums = np.empty(rows * cols * nrc, y.dtype)
+        start = n * image_stride + oy0 * row_stride + ox0
+        if tall:
+            window_tile(x, start, taps, row_stride, flat, b * depth * nrc, nrc, depth, sums, 0, cols * nrc, nrc,
+                        rows, cols, False, TALL[0], TALL[1], VECTORS)
+        else:
+            window_tile(x, start, taps, row_stride, flat, b * depth * nrc, nrc, depth, sums, 0, cols * nrc, nrc,
+                        rows, cols, False, WIDE[0], WIDE[1], VECTORS)
+        # the tile's sums (pixel-major) into y's planes, + bias, clamped to [low, cap] (NaN passes)
+        for j in range(min(nrc, out_channels - b * nrc)):
+            o = b * nrc + j
+            shift = bias[o] if has_bias else 0
+            for r in range(min(rows, oh - oy0)):
+                for q in range(min(cols, ow - ox0)):
+                    v = sums[(r * cols + q) * nrc + j] + shift
+                    y[n, o, oy0 + r, ox0 + q] = low if v <= low else (cap if v > cap else v)
+
+
+def _panels(weight, nrc):
+    """W (oC, C, kh, kw) as (blocks, K, nrc): block b holds output channels b·nrc … b·nrc + nrc − 1 across
+    each tap's row, zero past oC."""
+    out_channels = weight.shape[0]
+    blocks = -(-out_channels // nrc)
+    rows = np.zeros((blocks * nrc, weight[0].size), weight.dtype)
+    rows[:out_channels] = weight.reshape(out_channels, -1)
+    return np.ascontiguousarray(rows.reshape(blocks, nrc, -1).transpose(0, 2, 1))
+
+
+def _padded(x, ph, pw, reads):
+    """x (N, C, H, W) zero-padded by (ph, pw), flat, with zeros after it up to `reads` elements: the spare
+    rows and pixels of the last tiles read past the last image."""
+    n, c, h, w = x.shape
+    size = n * c * (h + 2 * ph) * (w + 2 * pw)
+    flat = np.empty(max(size, reads), x.dtype)
+    _pad(np.ascontiguousarray(x), ph, pw, flat[:size].reshape(n, c, h + 2 * ph, w + 2 * pw))
+    flat[size:] = 0
+    return flat
+
+
+def _tap_offsets(c, kh, kw, dh, dw, hp, wp):
+    """Offset of tap (c, i, j), in the order of W's flattened (C, kh, kw), from its window's corner."""
+    ci, i, j = np.unravel_index(np.arange(c * kh * kw), (c, kh, kw))
+    return (ci * hp + i * dh) * wp + j * dw
+
+
+def conv_direct(x, weight, pad, dilation, sh, out_size, shape, bias=None, relu_cap=None):
+    """y (N, oC, oh, ow) = conv(x, weight) with column stride 1, row stride sh, padding pad = (ph, pw) and
+    dilation (dh, dw), tiles of `shape` (from tile_shape); + bias[o], clamped to [0, relu_cap] when given."""
+    (n, c, h, w), (out_channels, _, kh, kw), (ph, pw), (dh, dw), (oh, ow) = x.shape, weight.shape, pad, dilation, \
+        out_size
+    hp, wp = h + 2 * ph, w + 2 * pw
+    rows, cols = shape
+    taps = _tap_offsets(c, kh, kw, dh, dw, hp, wp)
+    last = (n - 1) * c * hp * wp + (-(-oh // rows) * rows - 1) * sh * wp + -(-ow // cols) * cols + taps[-1]
+    y = np.empty((n, out_channels, oh, ow), x.dtype)
+    t = x.dtype.type
+    low, cap = (t(0), t(relu_cap)) if relu_cap is not None else (t(-np.inf), t(np.inf))
+    shift = np.zeros(1, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
+    _forward(_padded(x, ph, pw, last), taps, _panels(weight, channel_block(x.itemsize)), y, shift, bias is not None,
+             low, cap, c * hp * wp, sh * wp, shape == TALL)
+    return y
+
+
+# the weight gradient's tiles: R input channels × the kw taps of one kernel row × one vector of output
+# channels, for the kernel widths below (accumulators: all registers but the B vector and two)
+GRADIENT_VECTORS = VECTORS
+GRADIENT_ROWS = {kw: (TARGET.vector_registers - GRADIENT_VECTORS - 2) // (kw * GRADIENT_VECTORS) for kw in (3, 5, 7)}
+R3, R5, R7 = GRADIENT_ROWS[3], GRADIENT_ROWS[5], GRADIENT_ROWS[7]
+CHUNK_BYTES = TARGET.l2 // 2  # dyᵀ of a chunk of images stays in half of L2 while every tap's tile reads it
+
+
+@njit(parallel=True, cache=True)
+def _weight_gradient(x, pixels, gy, chunk, gwt, kh, kw, channel_stride, row_stride, image_stride):
+    # gwt (C·kh·kw, oC_pad): gwt[t, o] = Σ_{n, p} gy[n, o, p] · x[n·image_stride + pixels[p] + tap t's offset],
+    # chunk (chunk images · L, oC_pad) holding gyᵀ of one chunk of images at a time
+    n_images, out_channels, length = gy.shape
+    taps, padded_out = gwt.shape
+    channels = taps // (kh * kw)
+    rows = R3 if kw == 3 else (R5 if kw == 5 else R7)
+    nrc = GRADIENT_VECTORS * VECTOR_BYTES // gwt.itemsize
+    blocks, groups = padded_out // nrc, (channels + rows - 1) // rows
+    per_chunk = chunk.shape[0] // length
+    table = np.empty(chunk.shape[0], np.int64)
+    width = VECTOR_BYTES // gwt.itemsize
+    flat_gy, flat_chunk = gy.reshape(-1), chunk.reshape(-1)
+    for n0 in range(0, n_images, per_chunk):
+        images = min(per_chunk, n_images - n0)
+        for p in range(images * length):
+            table[p] = (p // length) * image_stride + pixels[p % length]
+        for q in prange(images * padded_out // width):  # gyᵀ of the chunk, width × width blocks transposed
+            n, o = q // (padded_out // width), q % (padded_out // width) * width
+            count = min(width, out_channels - o)
+            for p in range(0, length - width + 1, width):
+                transpose_into(flat_gy, ((n0 + n) * out_channels + o) * length + p, length, count, flat_chunk,
+                               (n * length + p) * padded_out + o, padded_out, width)
+            for p in range(length - length % width, length):
+                for j in range(width):
+                    chunk[n * length + p, o + j] = gy[n0 + n, o + j, p] if j < count else 0
+        base = n0 * image_stride
+        for task in prange(blocks * groups * kh):  # block-major: a thread's next tile reads the same gyᵀ columns
+            b, rest = task // (groups * kh), task % (groups * kh)
+            c0, i = rest // kh * rows, rest % kh
+            start = base + c0 * channel_stride + i * row_stride
+            c_start = ((c0 * kh + i) * kw) * padded_out + b * nrc
+            used = min(rows, channels - c0)
+            if kw == 3:
+                window_tile(x, start, table, channel_stride, chunk.reshape(-1), b * nrc, padded_out,
+                            images * length, gwt.reshape(-1), c_start, kh * kw * padded_out, padded_out, used, 3,
+                            n0 > 0, R3, 3, GRADIENT_VECTORS)
+            elif kw == 5:
+                window_tile(x, start, table, channel_stride, chunk.reshape(-1), b * nrc, padded_out,
+                            images * length, gwt.reshape(-1), c_start, kh * kw * padded_out, padded_out, used, 5,
+                            n0 > 0, R5, 5, GRADIENT_VECTORS)
+            else:
+                window_tile(x, start, table, channel_stride, chunk.reshape(-1), b * nrc, padded_out,
+                            images * length, gwt.reshape(-1), c_start, kh * kw * padded_out, padded_out, used, 7,
+                            n0 > 0, R7, 7, GRADIENT_VECTORS)
+
+
+def weight_gradient_direct(x, gy, g, chunk_bytes=CHUNK_BYTES):
+    """dW (oC, C, kh, kw) = Σ over images and pixels of gy[n, o, p] times the window element each tap reads,
+    for a kernel width in GRADIENT_ROWS and unit column dilation; any stride, padding and row dilation. The
+    images go a chunk of gyᵀ (at most chunk_bytes, one image at least) at a time."""
+    n, c, h, w = x.shape
+    out_channels = gy.shape[1]
+    hp, wp = h + 2 * g.ph, w + 2 * g.pw
+    nrc = GRADIENT_VECTORS * VECTOR_BYTES // x.itemsize
+    padded_out = -(-out_channels // nrc) * nrc
+    oy, ox = np.unravel_index(np.arange(g.oh * g.ow), (g.oh, g.ow))
+    pixels = oy * g.sh * wp + ox * g.sw
+    rows = GRADIENT_ROWS[g.kw]
+    # a last group of channels past C reads up to rows − 1 channel planes past the last image
+    reads = n * c * hp * wp + rows * hp * wp
+    per_chunk = max(1, chunk_bytes // (g.oh * g.ow * padded_out * x.itemsize))
+    chunk = np.empty((min(per_chunk, n) * g.oh * g.ow, padded_out), x.dtype)
+    gwt = np.empty((c * g.kh * g.kw, padded_out), x.dtype)
+    _weight_gradient(_padded(x, g.ph, g.pw, reads), pixels, np.ascontiguousarray(gy).reshape(n, out_channels, -1),
+                     chunk, gwt, g.kh, g.kw, hp * wp, g.dh * wp, c * hp * wp)
+    return np.ascontiguousarray(gwt[:, :out_channels].T).reshape(out_channels, c, g.kh, g.kw)
