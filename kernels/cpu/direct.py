@@ -23,12 +23,13 @@ from .gemm_ir import TARGET, VECTOR_BYTES, transpose_into, window_tile
 from .windows import _pad
 
 # NR vectors of output channels and R × KW pixels: the accumulators take all registers but the NR weight
-# vectors and two (a broadcast, a spare): 32 registers give 14 pixels × 2 vectors, 16 give 13 × 1
+# vectors and two (a broadcast, a spare): 32 registers give 14 pixels × 2 vectors, 16 give 13 × 1. One
+# output row of PIXELS or PIXELS − 1, or two rows of half as many for narrow outputs: 13-wide rows (the
+# small NiN's 13×13) and 6-wide ones (its 6×6) fill their tiles
 VECTORS = 2 if TARGET.vector_registers >= 32 else 1
 PIXELS = (TARGET.vector_registers - VECTORS - 2) // VECTORS
-WIDE = (1, PIXELS)  # one output row of up to PIXELS pixels …
-TALL = (2, PIXELS // 2)  # … or two rows of half as many, for narrow outputs (the small NiN's 6×6)
-SHAPES = (WIDE, TALL)
+SHAPES = ((1, PIXELS), (1, PIXELS - 1), (2, PIXELS // 2), (2, PIXELS // 2 - 1))
+_S0, _S1, _S2, _S3 = SHAPES  # as globals of their own, whose items Numba reads as literals
 LEAST_USE = 0.75  # of the tile's pixels a layer must use for this path to beat the GEMM's
 LEAST_TAPS = 256  # C·kh·kw below which the GEMM's path wins (the small NiN's first layer, 25 taps: 8.5 ms
 # here against 6.5)
@@ -75,37 +76,62 @@ def channel_block(itemsize):
     return VECTORS * VECTOR_BYTES // itemsize
 
 
+@njit(inline="always")
+def _tile(shape, x, start, taps, row_stride, panels, panel_start, nrc, depth, sums):
+    """sums (R·KW pixels × nrc channels, pixel-major) of one tile of SHAPES[shape]: window_tile wants the
+    shape as literals, so each shape has its call."""
+    rows, cols = SHAPES[shape]
+    ld = cols * nrc
+    if shape == 0:
+        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, 0, ld, nrc, rows, cols, False,
+                    _S0[0], _S0[1], VECTORS)
+    elif shape == 1:
+        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, 0, ld, nrc, rows, cols, False,
+                    _S1[0], _S1[1], VECTORS)
+    elif shape == 2:
+        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, 0, ld, nrc, rows, cols, False,
+                    _S2[0], _S2[1], VECTORS)
+    else:
+        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, 0, ld, nrc, rows, cols, False,
+                    _S3[0], _S3[1], VECTORS)
+
+
 @njit(parallel=True, cache=True)
-def _forward(x, taps, panels, y, bias, has_bias, low, cap, image_stride, row_stride, tall):
+def _forward(x, taps, panels, y, bias, low, cap, image_stride, row_stride, shape):
     # y (N, oC, oh, ow) from x (flat, padded, with a tail for the last tiles' spare pixels) and panels
-    # (blocks, K, nrc): panels[b, t, j] = W[b·nrc + j, t]. Tasks run block-major, so each thread keeps few
-    # weight panels in L2 while the images' rows stream past
+    # (blocks, K, nrc): panels[b, t, j] = W[b·nrc + j, t]. A task is a tile of pixels for every block of
+    # output channels in turn, so that its window rows are read from L1 by every block (5×5 layer: 55 → 50 ms
+    # against blocks outermost, which kept a thread's weight panels in L2 but read x from L3 a block at a time)
     n_images, out_channels, oh, ow = y.shape
     blocks, depth, nrc = panels.shape
-    rows, cols = TALL if tall else WIDE
+    rows, cols = SHAPES[shape]
+    width = VECTOR_BYTES // y.itemsize
     row_groups, col_tiles = (oh + rows - 1) // rows, (ow + cols - 1) // cols
-    flat = panels.reshape(-1)
-    per_block = n_images * row_groups * col_tiles
-    for task in prange(blocks * per_block):
-        b, rest = task // per_block, task % per_block
-        n, rest = rest // (row_groups * col_tiles), rest % (row_groups * col_tiles)
+    flat, out = panels.reshape(-1), y.reshape(-1)
+    for task in prange(n_images * row_groups * col_tiles):
+        n, rest = task // (row_groups * col_tiles), task % (row_groups * col_tiles)
         oy0, ox0 = rest // col_tiles * rows, rest % col_tiles * cols
         sums = np.empty(rows * cols * nrc, y.dtype)
-        start = n * image_stride + oy0 * row_stride + ox0
-        if tall:
-            window_tile(x, start, taps, row_stride, flat, b * depth * nrc, nrc, depth, sums, 0, cols * nrc, nrc,
-                        rows, cols, False, TALL[0], TALL[1], VECTORS)
-        else:
-            window_tile(x, start, taps, row_stride, flat, b * depth * nrc, nrc, depth, sums, 0, cols * nrc, nrc,
-                        rows, cols, False, WIDE[0], WIDE[1], VECTORS)
-        # the tile's sums (pixel-major) into y's planes, + bias, clamped to [low, cap] (NaN passes)
-        for j in range(min(nrc, out_channels - b * nrc)):
-            o = b * nrc + j
-            shift = bias[o] if has_bias else 0
+        for b in range(blocks):
+            _tile(shape, x, n * image_stride + oy0 * row_stride + ox0, taps, row_stride, flat, b * depth * nrc, nrc,
+                  depth, sums)
+            # + bias, clamped to [low, cap] (NaN passes), then each row of pixels into y's planes: width
+            # channels at a time through a register transpose, single elements for a last, partial block
+            for p in range(rows * cols):
+                for j in range(nrc):
+                    v = sums[p * nrc + j] + bias[b * nrc + j]
+                    sums[p * nrc + j] = low if v <= low else (cap if v > cap else v)
+            channels = min(nrc, out_channels - b * nrc)
             for r in range(min(rows, oh - oy0)):
-                for q in range(min(cols, ow - ox0)):
-                    v = sums[(r * cols + q) * nrc + j] + shift
-                    y[n, o, oy0 + r, ox0 + q] = low if v <= low else (cap if v > cap else v)
+                pixels = min(cols, ow - ox0)
+                corner = ((n * out_channels + b * nrc) * oh + oy0 + r) * ow + ox0
+                for k in range(0, channels - width + 1, width):
+                    for q in range(0, pixels, width):
+                        transpose_into(sums, (r * cols + q) * nrc + k, nrc, min(width, pixels - q), out,
+                                       corner + k * oh * ow + q, oh * ow, min(width, pixels - q))
+                for k in range(channels - channels % width, channels):
+                    for q in range(pixels):
+                        out[corner + k * oh * ow + q] = sums[(r * cols + q) * nrc + k]
 
 
 def _panels(weight, nrc):
@@ -145,11 +171,13 @@ def conv_direct(x, weight, pad, dilation, sh, out_size, shape, bias=None, relu_c
     taps = _tap_offsets(c, kh, kw, dh, dw, hp, wp)
     last = (n - 1) * c * hp * wp + (-(-oh // rows) * rows - 1) * sh * wp + -(-ow // cols) * cols + taps[-1]
     y = np.empty((n, out_channels, oh, ow), x.dtype)
-    t = x.dtype.type
+    t, nrc = x.dtype.type, channel_block(x.itemsize)
     low, cap = (t(0), t(relu_cap)) if relu_cap is not None else (t(-np.inf), t(np.inf))
-    shift = np.zeros(1, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
-    _forward(_padded(x, ph, pw, last), taps, _panels(weight, channel_block(x.itemsize)), y, shift, bias is not None,
-             low, cap, c * hp * wp, sh * wp, shape == TALL)
+    shift = np.zeros(-(-out_channels // nrc) * nrc, x.dtype)  # per block of channels, zero past oC
+    if bias is not None:
+        shift[:out_channels] = bias
+    _forward(_padded(x, ph, pw, last), taps, _panels(weight, nrc), y, shift, low, cap, c * hp * wp, sh * wp,
+             SHAPES.index(shape))
     return y
 
 
