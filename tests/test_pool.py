@@ -42,6 +42,26 @@ def test_max_pool_values_and_first_max_gradient_are_exact(device, ceil_mode, kin
     ref.assert_close(grad, ref.max_pool2d_grad(case.x_shape, gy, where), case.dtype, magnitude=0)
 
 
+@pytest.mark.parametrize("stride, padding, dilation", [(1, 0, 1), (2, 1, 1), (3, 1, 1), (2, 0, 2), (1, 1, (1, 2))])
+def test_max_pool_of_rows_wider_than_a_vector_over_many_planes(device, stride, padding, dilation):
+    """More outputs a row than a vector holds and more planes than the CPU pools at once (four), with ties
+    and −inf (first maximum), then NaN (it wins: the window's maximum is NaN)."""
+    rng = np.random.default_rng(stride)
+    x = rng.choice([-np.inf, -1.0, 0.0, 1.0, 2.0], (3, 5, 23, 41))
+    options = {"kernel_size": 3, "stride": stride, "padding": padding, "dilation": dilation}
+    xt = ninx.tensor(x, dtype=np.float32, requires_grad=True, device=device)
+    y = F.max_pool2d(xt, **options)
+    expected, where = ref.max_pool2d(x, **options)
+    ref.assert_close(y.numpy(), expected, np.float32, magnitude=0)
+    gy = rng.integers(-4, 5, y.shape).astype(np.float64)
+    y.backward(gy)
+    ref.assert_close(xt.grad.numpy(), ref.max_pool2d_grad(x.shape, gy, where), np.float32, magnitude=0)
+    x[rng.random(x.shape) < 0.02] = np.nan
+    with_nan, _ = ref.max_pool2d(np.where(np.isnan(x), np.inf, x), **options)  # no +inf otherwise
+    got = F.max_pool2d(ninx.tensor(x, dtype=np.float32, device=device), **options).numpy()
+    np.testing.assert_array_equal(got, np.where(np.isinf(with_nan) & (with_nan > 0), np.nan, with_nan))
+
+
 def test_max_pool_gives_a_tied_window_gradient_to_its_first_maximum_only(device):
     """One 3×3 window of equal values: row-major order makes (0, 0) the first maximum."""
     x = ninx.tensor(np.full((1, 1, 3, 3), 2.0), requires_grad=True, device=device)

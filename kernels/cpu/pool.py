@@ -6,28 +6,51 @@ are skipped by max pooling and counted (or not, `count_include_pad`) by average 
 import numpy as np
 from numba import njit, prange
 
+from .gemm_ir import VECTOR_BYTES
+from .pool_ir import window_maxima
+
+
+PLANES = 4  # planes pooled at once: independent chains of selects (`window_maxima`)
+
 
 @njit(parallel=True, cache=True)
 def _max_pool(x, kh, kw, sh, sw, ph, pw, dh, dw, y, argmax):
+    # a target vector of neighbouring outputs of one row over all their taps at a time (`window_maxima`);
+    # the taps of output row oy are its window rows inside the input, the same for every plane
     n_images, channels, h, w = x.shape
     oh, ow = y.shape[2], y.shape[3]
-    for plane in prange(n_images * channels):
-        n, c = plane // channels, plane % channels
+    width = VECTOR_BYTES // x.itemsize
+    flat_x, flat_y, flat_argmax = x.reshape(-1), y.reshape(-1), argmax.reshape(-1)
+    tap_row, tap_shift = np.empty(oh * kh * kw, np.int64), np.empty(oh * kh * kw, np.int64)
+    taps = np.zeros(oh, np.int64)
+    for oy in range(oh):  # output row oy's taps: t = oy·kh·kw … oy·kh·kw + taps[oy] − 1
+        for i in range(kh):
+            iy = oy * sh - ph + i * dh
+            if 0 <= iy < h:
+                for j in range(kw):
+                    t = oy * kh * kw + taps[oy]
+                    tap_row[t], tap_shift[t] = iy * w, j * dw - pw
+                    taps[oy] += 1
+    planes = n_images * channels
+    reach = 2 * width * sw  # elements a tap's loads may span past its first column
+    for group in prange((planes + PLANES - 1) // PLANES):
         for oy in range(oh):
-            for ox in range(ow):
-                best, where = x.dtype.type(0), -1
-                for i in range(kh):
-                    iy = oy * sh - ph + i * dh
-                    if 0 <= iy < h:
-                        for j in range(kw):
-                            ix = ox * sw - pw + j * dw
-                            if 0 <= ix < w:
-                                v = x[n, c, iy, ix]
-                                # strict '>' keeps the first maximum in row-major window order; NaN wins
-                                if where < 0 or v > best or v != v:
-                                    best, where = v, iy * w + ix
-                y[n, c, oy, ox] = best
-                argmax[n, c, oy, ox] = where
+            first_tap, last_tap = oy * kh * kw, oy * kh * kw + taps[oy] - 1
+            for ox in range(0, ow, width):
+                start, count = oy * ow + ox, min(width, ow - ox)
+                if (group + 1) * PLANES <= planes:
+                    plane = group * PLANES * h * w
+                    # plain loads where every tap's span lies inside x (all but the very first and last rows)
+                    unmasked = (taps[oy] > 0 and plane + tap_row[first_tap] + ox * sw - pw >= 0 and
+                                plane + (PLANES - 1) * h * w + tap_row[last_tap] + ox * sw + (kw - 1) * dw - pw +
+                                reach <= flat_x.size)
+                    window_maxima(flat_x, plane, tap_row, tap_shift, first_tap, taps[oy], ox * sw, sw, w, flat_y,
+                                  flat_argmax, group * PLANES * oh * ow + start, count, h * w, oh * ow, unmasked,
+                                  PLANES)
+                else:  # the last planes, one at a time
+                    for plane in range(group * PLANES, planes):
+                        window_maxima(flat_x, plane * h * w, tap_row, tap_shift, first_tap, taps[oy], ox * sw, sw, w,
+                                      flat_y, flat_argmax, plane * oh * ow + start, count, h * w, oh * ow, False, 1)
 
 
 @njit(parallel=True, cache=True)
