@@ -59,15 +59,17 @@ def test_weight_gradient_is_the_definition(n, c, oc, h, w, kh, kw, stride, pad, 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("c, oc, side, k, padding, dilation", [
-    (12, 20, 13, 5, 2, 1),  # the small NiN's second block, narrowed: 300 taps, one row a tile
-    (30, 33, 6, 3, 1, 1),  # its third: two rows a tile, a partial block of output channels
-    (11, 24, 12, 5, 3, (2, 1)),  # dilated rows (the weight gradient's taps need unit column dilation)
+    (32, 24, 13, 5, 2, 1),  # the small NiN's second block, narrowed: one row a tile
+    (24, 56, 6, 3, 1, 1),  # its third: two rows a tile, a partial block of output channels
+    (32, 24, 12, 5, 3, (2, 1)),  # dilated rows (the weight gradient's taps need unit column dilation)
 ])
 def test_conv2d_routed_here_matches_the_definition(c, oc, side, k, padding, dilation, dtype):
     """conv2d's three passes of a layer with enough taps all run the direct kernels, and agree with the
     definitions."""
     g = window2d("conv2d", (2, c, side, side), k, 1, padding, dilation)
-    assert direct.forward_tiles(g, 1) and direct.input_gradient_tiles(g, 1, oc) and direct.weight_gradient_fits(g, 1)
+    size = np.dtype(dtype).itemsize
+    assert direct.forward_tiles(g, 1, oc, size) and direct.input_gradient_tiles(g, 1, oc, size)
+    assert direct.weight_gradient_fits(g, 1)
     x0, w0, b0 = values((2, c, side, side), 3), values((oc, c, k, k), 4), values((oc,), 5)
     x = ninx.tensor(x0, dtype=dtype, requires_grad=True)
     w = ninx.tensor(w0, dtype=dtype, requires_grad=True)
@@ -87,11 +89,13 @@ def test_the_routing_rules():
     """Grouped, 1×1 and column-strided layers, and ones with too few taps or too narrow outputs, stay on the
     GEMM's path."""
     big = window2d("conv2d", (2, 96, 13, 13), 5, 1, 2)
-    assert direct.forward_tiles(big, 1) and direct.forward_tiles(big, 2) is None
-    assert direct.forward_tiles(window2d("conv2d", (2, 96, 13, 13), 5, (1, 2), 2), 1) is None
-    assert direct.forward_tiles(window2d("conv2d", (2, 1, 28, 28), 5, 1, 2), 1) is None  # 25 taps
-    assert direct.forward_tiles(window2d("conv2d", (2, 96, 13, 13), 1, 1, 0), 1) is None
-    assert direct.input_gradient_tiles(window2d("conv2d", (2, 96, 13, 13), 5, 2, 2), 1, 192) is None
+    assert direct.forward_tiles(big, 1, 192, 4) and direct.forward_tiles(big, 2, 192, 4) is None
+    assert direct.forward_tiles(window2d("conv2d", (2, 96, 13, 13), 5, (1, 2), 2), 1, 192, 4) is None
+    assert direct.forward_tiles(window2d("conv2d", (2, 1, 28, 28), 1, 1, 1), 1, 96, 4) is None  # 1 tap
+    assert direct.forward_tiles(window2d("conv2d", (2, 96, 13, 13), 1, 1, 0), 1, 192, 4) is None
+    assert direct.forward_tiles(big, 1, 3, 4) is None  # 3 output channels of a block's 8 or more
+    assert direct.input_gradient_tiles(window2d("conv2d", (2, 96, 13, 13), 5, 2, 2), 1, 192, 4) is None
+    assert direct.input_gradient_tiles(window2d("conv2d", (2, 1, 28, 28), 5, 1, 2), 1, 96, 4) is None  # dx: 1
     assert not direct.weight_gradient_fits(window2d("conv2d", (2, 96, 13, 13), 4, 1, 2), 1)
     assert not direct.weight_gradient_fits(window2d("conv2d", (2, 96, 13, 13), 5, 1, 2, (1, 2)), 1)
     assert direct.tile_shape(2, 2) is None  # a 2×2 output uses 4 of a tile's pixels

@@ -60,7 +60,7 @@ def conv2d(x, weight, g, groups, bias=None, relu_cap=None):
     w3 = weight.reshape(groups, out_channels // groups, -1)
     fused = groups == 1
     epilogue = {"bias": bias if fused else None, "relu_cap": relu_cap if fused else None}
-    shape = direct.forward_tiles(g, groups)
+    shape = direct.forward_tiles(g, groups, out_channels, x.itemsize)
     if shape:
         return direct.conv_direct(x, weight, (g.ph, g.pw), (g.dh, g.dw), g.sh, (g.oh, g.ow), shape, **epilogue)
     y = np.empty((g.n, out_channels, length), dtype=x.dtype)
@@ -82,7 +82,7 @@ def conv2d_backward_input(gy, weight, g, groups):
     a GEMM per image straight into dx."""
     length, gy = g.oh * g.ow, np.ascontiguousarray(gy).reshape(g.n, -1, g.oh * g.ow)
     w3 = weight.reshape(groups, weight.shape[0] // groups, -1)
-    shape = direct.input_gradient_tiles(g, groups, weight.shape[0])
+    shape = direct.input_gradient_tiles(g, groups, weight.shape[0], gy.itemsize)
     if shape:  # dx = dy padded by d(k − 1) − p, convolved with W flipped and its channel axes swapped
         flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         return direct.conv_direct(gy.reshape(g.n, -1, g.oh, g.ow), flipped,

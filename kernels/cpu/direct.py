@@ -31,8 +31,9 @@ PIXELS = (TARGET.vector_registers - VECTORS - 2) // VECTORS
 SHAPES = ((1, PIXELS), (1, PIXELS - 1), (2, PIXELS // 2), (2, PIXELS // 2 - 1))
 _S0, _S1, _S2, _S3 = SHAPES  # as globals of their own, whose items Numba reads as literals
 LEAST_USE = 0.75  # of the tile's pixels a layer must use for this path to beat the GEMM's
-LEAST_TAPS = 256  # C·kh·kw below which the GEMM's path wins (the small NiN's first layer, 25 taps: 8.5 ms
-# here against 6.5)
+LEAST_TAPS = 9  # C·kh·kw below which the GEMM's path wins. 2-core Zen 5, same-process A/B, with bias and
+# ReLU: 5×5 1→96 @28² (the small NiN's first layer) 4.97 against 7.35 ms, 3×3 1→32 @28² 1.19 against 3.36;
+# a padded 1×1 of one channel (1 tap) 0.86 against 0.22
 
 
 def _use(shape, oh, ow):
@@ -48,18 +49,26 @@ def tile_shape(oh, ow):
     return best if _use(best, oh, ow) >= LEAST_USE else None
 
 
-def forward_tiles(g, groups):
+def _fills(channels, itemsize):
+    """Whether `channels` outputs use at least LEAST_USE of the lanes of their tiles' blocks of channels."""
+    nrc = channel_block(itemsize)
+    return channels >= LEAST_USE * -(-channels // nrc) * nrc
+
+
+def forward_tiles(g, groups, out_channels, itemsize):
     """The tile shape of the forward of Window2d `g` on this path, or None where the GEMM's path serves it:
-    grouped or 1×1 convolutions, a column stride, too few taps to pay for writing a tile back."""
-    if groups != 1 or g.pointwise or g.sw != 1 or g.c * g.kh * g.kw < LEAST_TAPS:
+    grouped or 1×1 convolutions, a column stride, too few taps to pay for writing a tile back, too few
+    output channels to fill a block of them."""
+    if (groups != 1 or g.pointwise or g.sw != 1 or g.c * g.kh * g.kw < LEAST_TAPS
+            or not _fills(out_channels, itemsize)):
         return None
     return tile_shape(g.oh, g.ow)
 
 
-def input_gradient_tiles(g, groups, out_channels):
+def input_gradient_tiles(g, groups, out_channels, itemsize):
     """The tile shape of the input gradient as a forward convolution of dy (stride 1 only), or None."""
     if (groups != 1 or g.pointwise or (g.sh, g.sw) != (1, 1) or out_channels * g.kh * g.kw < LEAST_TAPS
-            or g.ph > g.dh * (g.kh - 1) or g.pw > g.dw * (g.kw - 1)):
+            or g.ph > g.dh * (g.kh - 1) or g.pw > g.dw * (g.kw - 1) or not _fills(g.c, itemsize)):
         return None
     return tile_shape(g.h, g.w)
 
