@@ -75,9 +75,9 @@ def input_gradient_tiles(g, groups, out_channels, itemsize):
 
 def weight_gradient_fits(g, groups):
     """Whether the weight gradient of Window2d `g` runs here: one group, a kernel width with a tile, no
-    column dilation, and at least a tile's rows of input channels."""
-    return (groups == 1 and not g.pointwise and g.kw in GRADIENT_ROWS and g.dw == 1
-            and g.c >= GRADIENT_ROWS[g.kw])
+    column dilation. It beats the GEMM even with a tile's channel rows half empty (2-core Zen 5: 5×5 1→96
+    @28², 7.3 against 11.3 ms; 3×3 192→10 @2², 0.54 against 1.1)."""
+    return groups == 1 and not g.pointwise and g.kw in GRADIENT_ROWS and g.dw == 1
 
 
 def channel_block(itemsize):
