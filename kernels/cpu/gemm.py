@@ -354,7 +354,6 @@ def _aligned(dtype, size):
 
 
 _workspaces = {}
-_packed_as = {}
 
 
 def _workspace(dtype, blocks, workers):
