@@ -8,6 +8,7 @@ measured FMA peak and bandwidth × arithmetic intensity.
 import json
 import os
 
+from ninx.atomic import atomic_open
 from ninx.summary import format_bytes
 
 from .machine import machine_slug
@@ -152,21 +153,32 @@ def markdown(results):
     return "\n".join(lines) + "\n"
 
 
+def _free_stem(out_dir, stem):
+    """stem, or stem-2, stem-3, … : the first whose files do not exist yet, so that no earlier run's results
+    are overwritten (two runs of one day on one machine)."""
+    candidates = (stem if i == 1 else f"{stem}-{i}" for i in range(1, 10_000))
+    return next(c for c in candidates
+                if not any(os.path.exists(os.path.join(out_dir, f"{c}.{ext}")) for ext in ("json", "md", "png")))
+
+
 def write(results, out_dir):
-    """Write <date>_<machine>[-quick].json/.md/.png under out_dir; return the three paths."""
+    """Write <date>_<machine>[-quick][-k].json/.md/.png under out_dir, each atomically and never over an
+    earlier run's files (`_free_stem`); return the paths."""
     os.makedirs(out_dir, exist_ok=True)
     m = results["machine"]
     gpu = results.get("gpu")
     device = "_" + "-".join(gpu["name"].lower().replace("(", "").replace(")", "").split()) if gpu else ""
-    stem = f"{m['date'][:10]}_{machine_slug(m)}{device}" + ("-quick" if results["config"]["quick"] else "")
+    stem = _free_stem(out_dir, f"{m['date'][:10]}_{machine_slug(m)}{device}" +
+                      ("-quick" if results["config"]["quick"] else ""))
     paths = {ext: os.path.join(out_dir, f"{stem}.{ext}") for ext in ("json", "md", "png")}
-    with open(paths["json"], "w") as f:
+    with atomic_open(paths["json"], "w") as f:
         json.dump(results, f, indent=1)
-    with open(paths["md"], "w") as f:
+    with atomic_open(paths["md"], "w") as f:
         f.write(markdown(results))
     if results.get("roof"):
         from .roofline import roofline_png
-        roofline_png(results, paths["png"])
+        with atomic_open(paths["png"], "wb") as f:
+            roofline_png(results, f)
     else:
         del paths["png"]
     return paths

@@ -45,6 +45,14 @@ def test_quick_suite_writes_json_markdown_and_roofline(tmp_path):
     assert "| section | op |" in table and "conv 5×5 96→192" in table
     assert "ninx/ref" in done.stdout
 
+    # a second run of the same day writes beside the first, never over it
+    sys.path.insert(0, str(REPO))
+    from benchmarks.report import write
+    first = {suffix: path.read_bytes() for suffix, path in files.items()}
+    again = {Path(p).suffix: Path(p) for p in write(results, str(tmp_path)).values()}
+    assert all(p.stem == files[".json"].stem + "-2" for p in again.values()) and set(again) == set(files)
+    assert {suffix: path.read_bytes() for suffix, path in files.items()} == first
+
 
 def test_ninx_bench_forwards_its_arguments_to_the_suite():
     done = subprocess.run([sys.executable, "-m", "ninx", "bench", "--help"], cwd=REPO, capture_output=True,
