@@ -58,9 +58,12 @@ def _fills(channels, itemsize):
 def forward_tiles(g, groups, out_channels, itemsize):
     """The tile shape of the forward of Window2d `g` on this path, or None where the GEMM's path serves it:
     grouped or 1×1 convolutions, a column stride, too few taps to pay for writing a tile back, too few
-    output channels to fill a block of them."""
+    output channels to fill a block of them, and 16-register targets: there the tile is one vector wide, a
+    broadcast for every FMA, and the GEMM won (haswell target on the 2-core Zen 5, same-process A/B:
+    direct 1.06× the GEMM's time for the small NiN's 5×5 layer, 1.35× for its first; the input gradient,
+    which spares col2im, 0.91×)."""
     if (groups != 1 or g.pointwise or g.sw != 1 or g.c * g.kh * g.kw < LEAST_TAPS
-            or not _fills(out_channels, itemsize)):
+            or not _fills(out_channels, itemsize) or VECTORS < 2):
         return None
     return tile_shape(g.oh, g.ow)
 
@@ -192,9 +195,10 @@ def conv_direct(x, weight, pad, dilation, sh, out_size, shape, bias=None, relu_c
 
 # the weight gradient's tiles: R input channels × the kw taps of one kernel row × one vector of output
 # channels, for the kernel widths below (accumulators: all registers but the B vector and two)
-GRADIENT_VECTORS = VECTORS
-GRADIENT_ROWS = {kw: (TARGET.vector_registers - GRADIENT_VECTORS - 2) // (kw * GRADIENT_VECTORS) for kw in (3, 5, 7)}
-R3, R5, R7 = GRADIENT_ROWS[3], GRADIENT_ROWS[5], GRADIENT_ROWS[7]
+GRADIENT_VECTORS = 2
+GRADIENT_ROWS = {kw: rows for kw in (3, 5, 7)
+                 if (rows := (TARGET.vector_registers - GRADIENT_VECTORS - 2) // (kw * GRADIENT_VECTORS))}
+R3, R5, R7 = (GRADIENT_ROWS.get(kw, 1) for kw in (3, 5, 7))  # 1: a width without a tile is never called
 CHUNK_BYTES = TARGET.l2 // 2  # dyᵀ of a chunk of images stays in half of L2 while every tap's tile reads it
 
 
