@@ -27,6 +27,9 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
      vector moves (AVX2's vmaskmov stores are slow on AMD). 1×1 96@28² / 192@13², same process A/B:
        AVX-512  198–211 → 254–267, 233–248 → 277–332;  float64 95–116 → 143–147
        AVX2     129–134 → 154–167, 137–141 → 174–183;  float64 64–78 → 81–92, 62–72 → 90–92
+ 14: the k×k convolutions leave this core for `direct.py`, an implicit GEMM on a micro-kernel of the same
+     kind whose window operand is broadcast in place: NiN 5×5 layer forward 61–64 → 50–56 ms, input gradient
+     65–70 → 57–59, weight gradient 66–70 → 48–53 (AVX-512, 2 cores)
 """
 import math
 import threading

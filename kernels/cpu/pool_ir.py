@@ -61,7 +61,8 @@ def window_maxima(typingctx, source, plane, tap_row, tap_shift, first_tap, taps,
             return builder.trunc(value, i32)
 
         src_ptr = builder.gep(data(0, src_arr), [plane])
-        rows_ptr, shifts_ptr = builder.gep(data(2, rows_arr), [first_tap]), builder.gep(data(3, shifts_arr), [first_tap])
+        rows_ptr = builder.gep(data(2, rows_arr), [first_tap])
+        shifts_ptr = builder.gep(data(3, shifts_arr), [first_tap])
         lanes = ir.Constant(ints, list(range(lanes_n)))
         inside = builder.icmp_signed("<", lanes, splat(narrow(count)))
         lane_steps = builder.mul(lanes, splat(narrow(step)))

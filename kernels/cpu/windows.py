@@ -23,12 +23,17 @@ from numba import njit, prange
 from .gemm import Gathered
 
 
+def tap_offsets(c, kh, kw, dh, dw, hp, wp):
+    """tap_offset of each tap (c, i, j), in the order of W's flattened (C, kh, kw), into planes hp × wp."""
+    ci, i, j = np.unravel_index(np.arange(c * kh * kw), (c, kh, kw))
+    return (ci * hp + i * dh) * wp + j * dw
+
+
 def _tables(g):
     """(tap_offset over the C·kh·kw taps, pixel_offset over the N·oh·ow pixels) into x padded by (ph, pw)."""
     h, w = g.h + 2 * g.ph, g.w + 2 * g.pw
-    c, i, j = np.unravel_index(np.arange(g.c * g.kh * g.kw), (g.c, g.kh, g.kw))
     n, oy, ox = np.unravel_index(np.arange(g.n * g.oh * g.ow), (g.n, g.oh, g.ow))
-    return (c * h + i * g.dh) * w + j * g.dw, (n * g.c * h + oy * g.sh) * w + ox * g.sw
+    return tap_offsets(g.c, g.kh, g.kw, g.dh, g.dw, h, w), (n * g.c * h + oy * g.sh) * w + ox * g.sw
 
 
 def windows(x, g, groups, by_pixel=False):
@@ -38,7 +43,7 @@ def windows(x, g, groups, by_pixel=False):
     x = np.ascontiguousarray(x)
     if g.ph or g.pw:
         padded = np.empty((g.n, g.c, g.h + 2 * g.ph, g.w + 2 * g.pw), x.dtype)
-        _pad(x, g.ph, g.pw, padded)
+        pad_into(x, g.ph, g.pw, padded)
         x = padded
     tap_offset, pixel_offset = _tables(g)
     taps = g.c // groups * g.kh * g.kw
@@ -50,7 +55,7 @@ def windows(x, g, groups, by_pixel=False):
 
 
 @njit(parallel=True, cache=True)
-def _pad(x, ph, pw, out):
+def pad_into(x, ph, pw, out):
     # out (N, C, H + 2ph, W + 2pw): x inside a border of zeros, one (n, c) plane per parallel piece
     n_images, channels, h, w = x.shape
     for plane in prange(n_images * channels):
