@@ -32,6 +32,7 @@ def register_tile(target):
 
 TARGET = current()
 VECTOR_BYTES = TARGET.vector_bytes
+PREFETCH_DEPTH = 256  # k steps from which the micro-kernel prefetches its tile of c (see tile_update)
 MR, NR_VECTORS = register_tile(TARGET)  # rows, and columns in vectors, of the register tile
 
 
@@ -105,6 +106,18 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
         b_ptr = builder.select(in_place, builder.gep(data(3, b_src), [b_start]), builder.gep(data(2, b_arr), [b_start]))
         zero = ir.Constant(vec, [ir.Constant(elem, 0.0)] * width)
         align = ir.Constant(i32, size)
+        # the tile's rows of c are fetched into the cache while a long k loop runs, so that the write-back
+        # does not wait on them (BLIS's kernels do the same); a prefetch never faults, so rows past `rows` may
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [ir.PointerType(ir.IntType(8)), i32, i32, i32]),
+            "llvm.prefetch.p0")
+        c_first = builder.gep(data(8, c_arr), [c_start])
+        with builder.if_then(builder.icmp_signed(">=", kc, const(PREFETCH_DEPTH))):
+            for i in range(MR):
+                row = builder.gep(c_first, [builder.mul(const(i), ldc)])
+                for at in (0, used * width - 1):
+                    address = builder.bitcast(builder.gep(row, [const(at)]), ir.PointerType(ir.IntType(8)))
+                    builder.call(prefetch, [address, ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)])
 
         # the k loop: acc[i·used + v] += a[k, i] · b[k, v·width : (v+1)·width]
         entry = builder.block
