@@ -65,6 +65,33 @@ def _splat(builder, value, n):
     return builder.shuffle_vector(lanes, lanes, ir.Constant(ir.VectorType(ir.IntType(32), n), [0] * n))
 
 
+def _counted_loop(builder, count, initial, body, name):
+    """Run `body(index, values) -> new values` for index = 0 … count − 1 with the values carried in
+    registers from `initial` (phi nodes); return their last values (`initial` when count ≤ 0), the builder
+    placed after the loop."""
+    i64 = ir.IntType(64)
+    entry = builder.block
+    loop = builder.append_basic_block(f"{name}_loop")
+    done = builder.append_basic_block(f"{name}_done")
+    builder.cbranch(builder.icmp_signed(">", count, ir.Constant(i64, 0)), loop, done)
+    builder.position_at_end(loop)
+    index = builder.phi(i64)
+    values = [builder.phi(value.type) for value in initial]
+    new = body(index, values)
+    following = builder.add(index, ir.Constant(i64, 1))
+    tail = builder.block  # the body may have added blocks of its own
+    builder.cbranch(builder.icmp_signed("<", following, count), loop, done)
+    index.add_incoming(ir.Constant(i64, 0), entry)
+    index.add_incoming(following, tail)
+    builder.position_at_end(done)
+    finals = [builder.phi(value.type) for value in initial]
+    for phi, final, start, value in zip(values, finals, initial, new):
+        for node in (phi, final):
+            node.add_incoming(start, entry)
+            node.add_incoming(value, tail)
+    return finals
+
+
 def _check_float_array(name, array):
     if not isinstance(array, types.Array) or array.dtype not in (types.float32, types.float64):
         raise errors.TypingError(f"{name} needs float32 or float64 arrays")
@@ -120,35 +147,20 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
                     builder.call(prefetch, [address, ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)])
 
         # the k loop: acc[i·used + v] += a[k, i] · b[k, v·width : (v+1)·width]
-        entry = builder.block
-        loop = builder.append_basic_block("tile_k_loop")
-        done = builder.append_basic_block("tile_k_done")
-        builder.cbranch(builder.icmp_signed(">", kc, const(0)), loop, done)
-        builder.position_at_end(loop)
-        k = builder.phi(i64)
-        acc = [builder.phi(vec) for _ in range(MR * used)]
-        b_row = builder.gep(b_ptr, [builder.mul(k, ldb)])
-        b_vecs = [builder.load(builder.gep(b_row, [const(v * width)]), typ=vec, align=size)
-                  for v in range(used)]
-        a_col = builder.gep(a_ptr, [builder.mul(k, const(MR))])
-        new = []
-        for i in range(MR):
-            a_i = splat(builder.load(builder.gep(a_col, [const(i)]), typ=elem))
-            new += [builder.call(fmuladd, [a_i, b_vecs[v], acc[i * used + v]]) for v in range(used)]
-        k_next = builder.add(k, const(1))
-        builder.cbranch(builder.icmp_signed("<", k_next, kc), loop, done)
-        k.add_incoming(const(0), entry)
-        k.add_incoming(k_next, loop)
-        for phi, value in zip(acc, new):
-            phi.add_incoming(zero, entry)
-            phi.add_incoming(value, loop)
+        def k_step(k, acc):
+            b_row = builder.gep(b_ptr, [builder.mul(k, ldb)])
+            b_vecs = [builder.load(builder.gep(b_row, [const(v * width)]), typ=vec, align=size)
+                      for v in range(used)]
+            a_col = builder.gep(a_ptr, [builder.mul(k, const(MR))])
+            new = []
+            for i in range(MR):
+                a_i = splat(builder.load(builder.gep(a_col, [const(i)]), typ=elem))
+                new += [builder.call(fmuladd, [a_i, b_vecs[v], acc[i * used + v]]) for v in range(used)]
+            return new
+
+        sums = _counted_loop(builder, kc, [zero] * (MR * used), k_step, "tile_k")
 
         # write back rows i < rows; lanes past cols are masked off, old values read only if accumulating
-        builder.position_at_end(done)
-        sums = [builder.phi(vec) for _ in new]
-        for phi, value in zip(sums, new):
-            phi.add_incoming(zero, entry)
-            phi.add_incoming(value, loop)
         lane = ir.Constant(ir.VectorType(i64, width), list(range(width)))
         masks = [builder.icmp_signed("<", lane, splat(builder.sub(cols, const(v * width))))
                  for v in range(used)]
@@ -225,36 +237,21 @@ def window_tile(typingctx, a, a_start, a_table, lda, b, b_start, ldb, steps, c, 
         zero = ir.Constant(vec, [ir.Constant(elem, 0.0)] * width)
 
         # the step loop: acc[(r·KW + i)·used + v] += a[table[s] + r·lda + i] · b[s, v·width : (v+1)·width]
-        entry = builder.block
-        loop = builder.append_basic_block("window_loop")
-        done = builder.append_basic_block("window_done")
-        builder.cbranch(builder.icmp_signed(">", steps, const(0)), loop, done)
-        builder.position_at_end(loop)
-        s = builder.phi(i64)
-        acc = [builder.phi(vec) for _ in range(r_count * i_count * used)]
-        b_row = builder.gep(b_ptr, [builder.mul(s, ldb)])
-        b_vecs = [builder.load(builder.gep(b_row, [const(v * width)]), typ=vec, align=size) for v in range(used)]
-        at = builder.gep(a_ptr, [builder.load(builder.gep(table, [s]))])
-        new = []
-        for r in range(r_count):
-            row = builder.gep(at, [row_steps[r]])
-            for i in range(i_count):
-                a_ri = _splat(builder, builder.load(builder.gep(row, [const(i)]), typ=elem), width)
-                new += [builder.call(fmuladd, [a_ri, b_vecs[v], acc[(r * i_count + i) * used + v]])
-                        for v in range(used)]
-        s_next = builder.add(s, const(1))
-        builder.cbranch(builder.icmp_signed("<", s_next, steps), loop, done)
-        s.add_incoming(const(0), entry)
-        s.add_incoming(s_next, loop)
-        for phi, value in zip(acc, new):
-            phi.add_incoming(zero, entry)
-            phi.add_incoming(value, loop)
+        def step(s, acc):
+            b_row = builder.gep(b_ptr, [builder.mul(s, ldb)])
+            b_vecs = [builder.load(builder.gep(b_row, [const(v * width)]), typ=vec, align=size)
+                      for v in range(used)]
+            at = builder.gep(a_ptr, [builder.load(builder.gep(table, [s]))])
+            new = []
+            for r in range(r_count):
+                row = builder.gep(at, [row_steps[r]])
+                for i in range(i_count):
+                    a_ri = _splat(builder, builder.load(builder.gep(row, [const(i)]), typ=elem), width)
+                    new += [builder.call(fmuladd, [a_ri, b_vecs[v], acc[(r * i_count + i) * used + v]])
+                            for v in range(used)]
+            return new
 
-        builder.position_at_end(done)
-        sums = [builder.phi(vec) for _ in new]
-        for phi, value in zip(sums, new):
-            phi.add_incoming(zero, entry)
-            phi.add_incoming(value, loop)
+        sums = _counted_loop(builder, steps, [zero] * (r_count * i_count * used), step, "window")
         c_ptr = builder.gep(data(8, c_arr), [c_start])
         adding = builder.icmp_unsigned("!=", accumulate, ir.Constant(accumulate.type, 0))
         for r in range(r_count):

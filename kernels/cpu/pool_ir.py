@@ -12,7 +12,7 @@ from numba import types
 from numba.core import cgutils, errors
 from numba.extending import intrinsic
 
-from .gemm_ir import _check_float_array, _splat, _vector_ops
+from .gemm_ir import _check_float_array, _counted_loop, _splat, _vector_ops
 
 
 @intrinsic
@@ -126,56 +126,34 @@ def window_maxima(typingctx, source, plane, tap_row, tap_shift, first_tap, taps,
             v.add_incoming(spaced, from_other)
             return v
 
-        entry = builder.block
-        loop = builder.append_basic_block("taps_loop")
-        done = builder.append_basic_block("taps_done")
-        builder.cbranch(builder.icmp_signed(">", taps, ir.Constant(i64, 0)), loop, done)
-        builder.position_at_end(loop)
-        t = builder.phi(i64)
-        seen = builder.phi(mask_type)
-        bests = [builder.phi(vec) for _ in range(plane_count)]
-        wheres = [builder.phi(ints) for _ in range(plane_count)]
-        row = builder.load(builder.gep(rows_ptr, [t]))
-        first = builder.add(column, builder.load(builder.gep(shifts_ptr, [t])))  # the column of lane 0
-        columns = builder.add(splat(narrow(first)), lane_steps)
-        valid = builder.and_(inside, builder.icmp_unsigned("<", columns, columns_wide))  # 0 ≤ column < width
-        positions = builder.add(splat(narrow(row)), columns)
-        # strict '>' keeps the first maximum in tap order; NaN wins; a lane's first tap inside always takes
-        new_bests, new_wheres = [], []
-        for p in range(plane_count):
-            v = load_tap(builder.gep(src_ptr, [builder.add(row, builder.mul(ir.Constant(i64, p), in_stride))]),
-                         first, columns, valid)
-            wins = builder.or_(builder.or_(builder.fcmp_ordered(">", v, bests[p]), builder.fcmp_unordered("uno", v, v)),
-                               builder.not_(seen))
-            take = builder.and_(valid, wins)
-            new_bests.append(builder.select(take, v, bests[p]))
-            new_wheres.append(builder.select(take, positions, wheres[p]))
-        new_seen = builder.or_(seen, valid)
-        t_next = builder.add(t, ir.Constant(i64, 1))
-        tail = builder.block
-        builder.cbranch(builder.icmp_signed("<", t_next, taps), loop, done)
-        t.add_incoming(ir.Constant(i64, 0), entry)
-        t.add_incoming(t_next, tail)
-        seen.add_incoming(ir.Constant(mask_type, [0] * lanes_n), entry)
-        seen.add_incoming(new_seen, tail)
-        none = ir.Constant(ints, [-1] * lanes_n)
-        for phis, initial, values in ((bests, zero, new_bests), (wheres, none, new_wheres)):
-            for phi, value in zip(phis, values):
-                phi.add_incoming(initial, entry)
-                phi.add_incoming(value, tail)
+        def tap(t, values):
+            """values: 'seen' (a lane has had a tap inside), then each plane's maxima, then their indices."""
+            seen, bests, wheres = values[0], values[1:1 + plane_count], values[1 + plane_count:]
+            row = builder.load(builder.gep(rows_ptr, [t]))
+            first = builder.add(column, builder.load(builder.gep(shifts_ptr, [t])))  # the column of lane 0
+            columns = builder.add(splat(narrow(first)), lane_steps)
+            valid = builder.and_(inside, builder.icmp_unsigned("<", columns, columns_wide))  # 0 ≤ column < width
+            positions = builder.add(splat(narrow(row)), columns)
+            # strict '>' keeps the first maximum in tap order; NaN wins; a lane's first tap inside always takes
+            new_bests, new_wheres = [], []
+            for p in range(plane_count):
+                v = load_tap(builder.gep(src_ptr, [builder.add(row, builder.mul(ir.Constant(i64, p), in_stride))]),
+                             first, columns, valid)
+                wins = builder.or_(builder.or_(builder.fcmp_ordered(">", v, bests[p]),
+                                               builder.fcmp_unordered("uno", v, v)), builder.not_(seen))
+                take = builder.and_(valid, wins)
+                new_bests.append(builder.select(take, v, bests[p]))
+                new_wheres.append(builder.select(take, positions, wheres[p]))
+            return [builder.or_(seen, valid)] + new_bests + new_wheres
 
-        builder.position_at_end(done)
-        finals = [(builder.phi(vec), builder.phi(ints)) for _ in range(plane_count)]
-        for p, (final_best, final_where) in enumerate(finals):
-            final_best.add_incoming(zero, entry)
-            final_best.add_incoming(new_bests[p], tail)
-            final_where.add_incoming(none, entry)
-            final_where.add_incoming(new_wheres[p], tail)
-        for p, (final_best, final_where) in enumerate(finals):
+        initial = ([ir.Constant(mask_type, [0] * lanes_n)] + [zero] * plane_count +
+                   [ir.Constant(ints, [-1] * lanes_n)] * plane_count)
+        finals = _counted_loop(builder, taps, initial, tap, "taps")
+        for p in range(plane_count):
             at = builder.add(start, builder.mul(ir.Constant(i64, p), out_stride))
-            builder.call(masked_store, [final_best, builder.gep(data(9, best_arr), [at]), align, inside])
-            builder.call(store_index, [builder.sext(final_where, wide), builder.gep(data(10, where_arr), [at]),
-                                       ir.Constant(i32, 8), inside])
+            builder.call(masked_store, [finals[1 + p], builder.gep(data(9, best_arr), [at]), align, inside])
+            builder.call(store_index, [builder.sext(finals[1 + plane_count + p], wide),
+                                       builder.gep(data(10, where_arr), [at]), ir.Constant(i32, 8), inside])
         return context.get_dummy_value()
 
     return types.none(source, plane, tap_row, tap_shift, first_tap, taps, column, step, width, best, where, start,
