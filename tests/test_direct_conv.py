@@ -121,3 +121,12 @@ def test_the_gemm_path_agrees_on_the_small_nins_layer():
     direct_gw = [direct.weight_gradient_direct(x[:, 48 * i:48 * i + 48], gy[:, 96 * i:96 * i + 96],
                                                window2d("conv2d", (4, 48, 13, 13), 5, 1, 2)) for i in range(2)]
     np.testing.assert_allclose(windows_gw, np.stack(direct_gw), rtol=1e-4, atol=2e-3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_weight_gradient_of_an_empty_batch_is_zero(dtype):
+    """No image, no sum: zeros, not whatever the buffer held."""
+    np.full(1 << 16, 7.0, dtype)  # leave non-zero memory for the allocator to hand out again
+    g = window2d("conv2d", (0, 4, 7, 7), 3, 1, 1)
+    gw = direct.weight_gradient_direct(np.zeros((0, 4, 7, 7), dtype), np.zeros((0, 40, 7, 7), dtype), g)
+    assert gw.shape == (40, 4, 3, 3) and gw.dtype == dtype and not gw.any()

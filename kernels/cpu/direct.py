@@ -257,6 +257,8 @@ def weight_gradient_direct(x, gy, g, chunk_bytes=CHUNK_BYTES):
     images go a chunk of gyᵀ (at most chunk_bytes, one image at least) at a time."""
     n, c, h, w = x.shape
     out_channels = gy.shape[1]
+    if n == 0:  # no image: a sum of nothing (the kernel would leave gwt unwritten)
+        return np.zeros((out_channels, c, g.kh, g.kw), x.dtype)
     hp, wp = h + 2 * g.ph, w + 2 * g.pw
     nrc = GRADIENT_VECTORS * VECTOR_BYTES // x.itemsize
     padded_out = -(-out_channels // nrc) * nrc
@@ -268,6 +270,7 @@ def weight_gradient_direct(x, gy, g, chunk_bytes=CHUNK_BYTES):
     per_chunk = max(1, chunk_bytes // (g.oh * g.ow * padded_out * x.itemsize))
     chunk = np.empty((min(per_chunk, n) * g.oh * g.ow, padded_out), x.dtype)
     gwt = np.empty((c * g.kh * g.kw, padded_out), x.dtype)
-    _weight_gradient(_padded(x, g.ph, g.pw, reads), pixels, np.ascontiguousarray(gy).reshape(n, out_channels, -1),
-                     chunk, gwt, g.kh, g.kw, hp * wp, g.dh * wp, c * hp * wp)
+    gy = np.ascontiguousarray(gy).reshape(n, out_channels, g.oh * g.ow)
+    _weight_gradient(_padded(x, g.ph, g.pw, reads), pixels, gy, chunk, gwt, g.kh, g.kw, hp * wp, g.dh * wp,
+                     c * hp * wp)
     return np.ascontiguousarray(gwt[:, :out_channels].T).reshape(out_channels, c, g.kh, g.kw)
