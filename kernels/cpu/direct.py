@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from .gemm_ir import TARGET, VECTOR_BYTES, transpose_into, window_tile
-from .windows import pad_into, tap_offsets
+from .windows import padded, tap_offsets
 
 # NR vectors of output channels and R × KW pixels: the accumulators take all registers but the NR weight
 # vectors and two (a broadcast, a spare): 32 registers give 14 pixels × 2 vectors, 16 give 13 × 1. One
@@ -163,17 +163,6 @@ def _panels(weight, nrc):
     return np.ascontiguousarray(rows.reshape(blocks, nrc, -1).transpose(0, 2, 1))
 
 
-def _padded(x, ph, pw, reads):
-    """x (N, C, H, W) zero-padded by (ph, pw), flat, with zeros after it up to `reads` elements: the spare
-    rows and pixels of the last tiles read past the last image."""
-    n, c, h, w = x.shape
-    size = n * c * (h + 2 * ph) * (w + 2 * pw)
-    flat = np.empty(max(size, reads), x.dtype)
-    pad_into(np.ascontiguousarray(x), ph, pw, flat[:size].reshape(n, c, h + 2 * ph, w + 2 * pw))
-    flat[size:] = 0
-    return flat
-
-
 def conv_direct(x, weight, pad, dilation, sh, out_size, shape, bias=None, relu_cap=None):
     """y (N, oC, oh, ow) = conv(x, weight) with column stride 1, row stride sh, padding pad = (ph, pw) and
     dilation (dh, dw), tiles of `shape` (from tile_shape); + bias[o], clamped to [0, relu_cap] when given."""
@@ -189,7 +178,7 @@ def conv_direct(x, weight, pad, dilation, sh, out_size, shape, bias=None, relu_c
     shift = np.zeros(-(-out_channels // nrc) * nrc, x.dtype)  # per block of channels, zero past oC
     if bias is not None:
         shift[:out_channels] = bias
-    _forward(_padded(x, ph, pw, last), taps, _panels(weight, nrc), y, shift, low, cap, c * hp * wp, sh * wp,
+    _forward(padded(x, ph, pw, last), taps, _panels(weight, nrc), y, shift, low, cap, c * hp * wp, sh * wp,
              SHAPES.index(shape))
     return y
 
@@ -271,6 +260,6 @@ def weight_gradient_direct(x, gy, g, chunk_bytes=CHUNK_BYTES):
     chunk = np.empty((min(per_chunk, n) * g.oh * g.ow, padded_out), x.dtype)
     gwt = np.empty((c * g.kh * g.kw, padded_out), x.dtype)
     gy = np.ascontiguousarray(gy).reshape(n, out_channels, g.oh * g.ow)
-    _weight_gradient(_padded(x, g.ph, g.pw, reads), pixels, gy, chunk, gwt, g.kh, g.kw, hp * wp, g.dh * wp,
+    _weight_gradient(padded(x, g.ph, g.pw, reads), pixels, gy, chunk, gwt, g.kh, g.kw, hp * wp, g.dh * wp,
                      c * hp * wp)
     return np.ascontiguousarray(gwt[:, :out_channels].T).reshape(out_channels, c, g.kh, g.kw)

@@ -65,6 +65,31 @@ def _splat(builder, value, n):
     return builder.shuffle_vector(lanes, lanes, ir.Constant(ir.VectorType(ir.IntType(32), n), [0] * n))
 
 
+def _either(builder, condition, then, otherwise):
+    """then() where condition holds, else otherwise(): each builds its value in a branch of its own; the
+    value that was built."""
+    with builder.if_else(condition) as (yes, no):
+        with yes:
+            first = then()
+            from_yes = builder.block
+        with no:
+            second = otherwise()
+            from_no = builder.block
+    value = builder.phi(first.type)
+    value.add_incoming(first, from_yes)
+    value.add_incoming(second, from_no)
+    return value
+
+
+def _lane_pointers(builder, pointer, offsets, elem, size):
+    """The vector of pointers pointer + offsets[l] (i64 offsets in elements of `size` bytes), for a gather."""
+    i64 = ir.IntType(64)
+    count = offsets.type.count
+    address = builder.add(_splat(builder, builder.ptrtoint(pointer, i64), count),
+                          builder.mul(offsets, _splat(builder, ir.Constant(i64, size), count)))
+    return builder.inttoptr(address, ir.VectorType(ir.PointerType(elem), count))
+
+
 def _counted_loop(builder, count, initial, body, name):
     """Run `body(index, values) -> new values` for index = 0 … count − 1 with the values carried in
     registers from `initial` (phi nodes); return their last values (`initial` when count ≤ 0), the builder
@@ -294,28 +319,17 @@ def gather_padded(typingctx, src, src_start, step, count, dst, dst_start, width)
         dst_ptr = builder.gep(context.make_array(sig.args[4])(context, builder, dst_arr).data, [dst_start])
         zero = ir.Constant(vec, [ir.Constant(elem, 0.0)] * lanes_n)
         align = ir.Constant(i32, size)
-        # byte address of src element j = src_ptr + j·step·size, for the lanes j of each vector
-        lane_bytes = builder.mul(lanes, _splat(builder, builder.mul(step, ir.Constant(i64, size)), lanes_n))
-        src_address = _splat(builder, builder.ptrtoint(src_ptr, i64), lanes_n)
+        offsets = builder.mul(lanes, _splat(builder, step, lanes_n))  # src element j at src_ptr + j·step
         # enough vectors for a B row (NR) or an A column (MR, more than NR lanes on narrow float64 targets)
         for v in range(-(-max(MR, NR_VECTORS * lanes_n) // lanes_n)):
             first = ir.Constant(i64, v * lanes_n)
             load_mask = builder.icmp_signed("<", lanes, _splat(builder, builder.sub(count, first), lanes_n))
             store_mask = builder.icmp_signed("<", lanes, _splat(builder, builder.sub(width, first), lanes_n))
-            with builder.if_else(builder.icmp_signed("==", step, ir.Constant(i64, 1))) as (unit, strided):
-                with unit:
-                    loaded = builder.call(masked_load, [builder.gep(src_ptr, [first]), align, load_mask, zero])
-                    from_unit = builder.block
-                with strided:
-                    first_bytes = builder.mul(first, builder.mul(step, ir.Constant(i64, size)))
-                    address = builder.add(builder.add(src_address, lane_bytes),
-                                          _splat(builder, first_bytes, lanes_n))
-                    pointers = builder.inttoptr(address, ir.VectorType(ir.PointerType(elem), lanes_n))
-                    gathered = builder.call(masked_gather, [pointers, align, load_mask, zero])
-                    from_strided = builder.block
-            x = builder.phi(vec)
-            x.add_incoming(loaded, from_unit)
-            x.add_incoming(gathered, from_strided)
+            x = _either(builder, builder.icmp_signed("==", step, ir.Constant(i64, 1)),
+                        lambda: builder.call(masked_load, [builder.gep(src_ptr, [first]), align, load_mask, zero]),
+                        lambda: builder.call(masked_gather, [
+                            _lane_pointers(builder, builder.gep(src_ptr, [builder.mul(first, step)]), offsets, elem,
+                                           size), align, load_mask, zero]))
             builder.call(masked_store, [x, builder.gep(dst_ptr, [first]), align, store_mask])
         return context.get_dummy_value()
 

@@ -12,7 +12,7 @@ from numba import types
 from numba.core import cgutils, errors
 from numba.extending import intrinsic
 
-from .gemm_ir import _check_float_array, _counted_loop, _splat, _vector_ops
+from .gemm_ir import _check_float_array, _counted_loop, _either, _lane_pointers, _splat, _vector_ops
 
 
 @intrinsic
@@ -79,52 +79,28 @@ def window_maxima(typingctx, source, plane, tap_row, tap_shift, first_tap, taps,
 
         def load(at, mask):
             """A vector at `at`: a plain load where the caller vouched for the memory, else masked."""
-            with builder.if_else(plain_loads) as (plain, masked):
-                with plain:
-                    whole = builder.load(builder.bitcast(at, ir.PointerType(vec)), align=size)
-                    from_plain = builder.block
-                with masked:
-                    part = builder.call(masked_load, [at, align, mask, zero])
-                    from_masked = builder.block
-            v = builder.phi(vec)
-            v.add_incoming(whole, from_plain)
-            v.add_incoming(part, from_masked)
-            return v
+            return _either(builder, plain_loads,
+                           lambda: builder.load(builder.bitcast(at, ir.PointerType(vec)), align=size),
+                           lambda: builder.call(masked_load, [at, align, mask, zero]))
+
+        def pair(row_ptr, first):
+            """Step 2: the span's two halves (each element masked by its own column), even lanes together."""
+            halves = []
+            for half in range(2):
+                ok = builder.and_(in_span[half], builder.icmp_unsigned(
+                    "<", builder.add(splat(narrow(first)), spans[half]), columns_wide))
+                halves.append(load(builder.gep(row_ptr, [builder.add(first, ir.Constant(i64, half * lanes_n))]), ok))
+            return builder.shuffle_vector(halves[0], halves[1], ir.Constant(ints, list(range(0, 2 * lanes_n, 2))))
 
         def load_tap(row_ptr, first, columns, valid):
-            """The tap's elements for the lanes: a masked load for step 1; for step 2 (most pools) masked loads
-            of the span's two halves (each element masked by its own column), their even lanes shuffled
-            together; a gather for other steps."""
-            with builder.if_else(is_unit) as (unit, other):
-                with unit:
-                    loaded = load(builder.gep(row_ptr, [first]), valid)
-                    from_unit = builder.block
-                with other:
-                    with builder.if_else(is_pair) as (pairs, strided):
-                        with pairs:
-                            halves = []
-                            for half in range(2):
-                                ok = builder.and_(in_span[half], builder.icmp_unsigned(
-                                    "<", builder.add(splat(narrow(first)), spans[half]), columns_wide))
-                                at = builder.gep(row_ptr, [builder.add(first, ir.Constant(i64, half * lanes_n))])
-                                halves.append(load(at, ok))
-                            evens = ir.Constant(ints, list(range(0, 2 * lanes_n, 2)))
-                            paired = builder.shuffle_vector(halves[0], halves[1], evens)
-                            from_pairs = builder.block
-                        with strided:
-                            address = builder.add(splat(builder.ptrtoint(row_ptr, i64)), builder.mul(
-                                builder.sext(columns, wide), splat(ir.Constant(i64, size))))
-                            pointers = builder.inttoptr(address, ir.VectorType(ir.PointerType(elem), lanes_n))
-                            gathered = builder.call(masked_gather, [pointers, align, valid, zero])
-                            from_strided = builder.block
-                    spaced = builder.phi(vec)
-                    spaced.add_incoming(paired, from_pairs)
-                    spaced.add_incoming(gathered, from_strided)
-                    from_other = builder.block
-            v = builder.phi(vec)
-            v.add_incoming(loaded, from_unit)
-            v.add_incoming(spaced, from_other)
-            return v
+            """The tap's elements for the lanes: a masked load for step 1, two loads and a shuffle for step 2
+            (most pools), a gather for other steps."""
+            def gather():
+                pointers = _lane_pointers(builder, row_ptr, builder.sext(columns, wide), elem, size)
+                return builder.call(masked_gather, [pointers, align, valid, zero])
+
+            return _either(builder, is_unit, lambda: load(builder.gep(row_ptr, [first]), valid),
+                           lambda: _either(builder, is_pair, lambda: pair(row_ptr, first), gather))
 
         def tap(t, values):
             """values: 'seen' (a lane has had a tap inside), then each plane's maxima, then their indices."""

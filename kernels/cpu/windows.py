@@ -40,18 +40,25 @@ def windows(x, g, groups, by_pixel=False):
     """x's windows (`g`: a Window2d of x's shape) as each group's B, a `Gathered` operand of the GEMM core:
     cols[g] (its taps deep, the pixels wide), or with by_pixel its transpose (pixels deep, taps wide). x is
     padded once, so that no window needs an edge test."""
-    x = np.ascontiguousarray(x)
-    if g.ph or g.pw:
-        padded = np.empty((g.n, g.c, g.h + 2 * g.ph, g.w + 2 * g.pw), x.dtype)
-        pad_into(x, g.ph, g.pw, padded)
-        x = padded
+    base = padded(x, g.ph, g.pw) if g.ph or g.pw else np.ascontiguousarray(x).reshape(-1)
     tap_offset, pixel_offset = _tables(g)
     taps = g.c // groups * g.kh * g.kw
     if by_pixel:  # rows: the pixels, moved to group g's channels; columns: a group's taps
         rows, cols = pixel_offset[None, :] + tap_offset[::taps, None], tap_offset[:taps]
     else:  # rows: group g's taps; columns: the pixels
         rows, cols = tap_offset.reshape(groups, taps), pixel_offset
-    return Gathered(x.reshape(-1), np.ascontiguousarray(rows), cols)
+    return Gathered(base, np.ascontiguousarray(rows), cols)
+
+
+def padded(x, ph, pw, reads=0):
+    """x (N, C, H, W) zero-padded by (ph, pw), flat, with zeros after it up to `reads` elements (the direct
+    convolution's last tiles read past the last image)."""
+    n, c, h, w = x.shape
+    size = n * c * (h + 2 * ph) * (w + 2 * pw)
+    flat = np.empty(max(size, reads), x.dtype)
+    pad_into(np.ascontiguousarray(x), ph, pw, flat[:size].reshape(n, c, h + 2 * ph, w + 2 * pw))
+    flat[size:] = 0
+    return flat
 
 
 @njit(parallel=True, cache=True)
