@@ -13,9 +13,11 @@ process of its own, with its own environment:
   when ninx is held to a narrower target than the host's: then the fair reference is OpenBLAS held to the
   same vectors (`reference_coretype`: Haswell for AVX2), and OpenBLAS's own kernel is timed as well, as a
   second column. The JSON records threadpoolctl's view of each BLAS, kernel ("architecture") included.
-The price of separate processes: the two sides cannot be timed alternately, as the rest of the suite is
-(see `timing`), so a slow spell of a shared machine may hit one side only. On a 2-core machine both wishes
-cannot be met at once; the load averages before and after are recorded to show such a spell.
+Separate processes cannot be timed call by call alternately, as the rest of the suite is (see `timing`), so
+they alternate in ROUNDS rounds instead — ninx, numpy; numpy, ninx; ninx, numpy — each child timing a third
+of the calls. A case's ratio is the median of its three per-round ratios, so that a slow spell of a shared
+machine, which lands on one child, moves one round's ratio and not the result; its GFLOP/s is the median of
+all its calls. The load averages before and after are recorded too.
 
 A 1×1 convolution of a batch is Y[n] = W (C_out × C_in) @ X[n] (C_in × H·W): ninx runs it as one call with
 W broadcast over the batch, numpy as np.matmul(W, X) with X of shape (N, C_in, H·W).
@@ -26,6 +28,7 @@ import argparse
 import datetime
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +45,7 @@ SQUARE = (256, 512, 1024, 2048, 4096)
 QUICK_SQUARE = (256, 512)
 QUICK_BATCH = 2
 RESULTS = Path(__file__).resolve().parent / "results"
+ROUNDS = 3  # alternating pairs of child processes (one in a --quick run)
 CORETYPES = {32: "Haswell"}  # OpenBLAS's kernel for a target of that many vector bytes (AVX2 + FMA)
 
 
@@ -66,12 +70,13 @@ def operands(batch, m, n, k, broadcast, dtype):
     return a, b, np.empty((batch, m, n), dtype)
 
 
-def schedule(flops, quick):
-    """(warm-up calls, timed calls) of a case: about 2 s of work at 100 GFLOP/s, between 5 and 100 calls."""
-    return (1, 2) if quick else (3, int(min(100, max(5, 2e11 / flops))))
+def schedule(flops, quick, rounds=1):
+    """(warm-up calls, timed calls) of a case in one of `rounds` children: in all, about 2 s of work at
+    100 GFLOP/s, between 6 and 100 calls."""
+    return (1, 2) if quick else (2, -(-int(min(100, max(6, 2e11 / flops))) // rounds))
 
 
-def time_side(side, quick):
+def time_side(side, quick, rounds=1):
     """{dtype: {label: timing dict with GFLOP/s}} of one side ('ninx' or 'numpy') over all cases."""
     if side == "ninx":
         from ninx_kernels.cpu.gemm import gemm
@@ -88,10 +93,10 @@ def time_side(side, quick):
         results[dtype] = {}
         for label, batch, m, n, k, broadcast in cases(quick):
             flops = 2.0 * batch * m * n * k
-            warmup, repeats = schedule(flops, quick)
+            warmup, repeats = schedule(flops, quick, rounds)
             timing = measure({label: runner(*operands(batch, m, n, k, broadcast, dtype))}, warmup,
                              repeats)[label]
-            results[dtype][label] = dict(timing.as_dict(), gflops=flops / timing.median / 1e9)
+            results[dtype][label] = dict(timing.as_dict(), times=timing.times)
     return results
 
 
@@ -104,9 +109,9 @@ def blas_info():
     return [pool for pool in threadpool_info() if pool.get("user_api") == "blas"]
 
 
-def child(side, quick):
-    """Time one side in this process and print {machine or blas, results} as JSON."""
-    report = {"results": time_side(side, quick)}
+def child(side, quick, rounds):
+    """Time one side in this process (one of `rounds` children) and print {machine or blas, results} as JSON."""
+    report = {"results": time_side(side, quick, rounds)}
     if side == "ninx":
         report["machine"] = machine_info()
     else:
@@ -130,22 +135,51 @@ def side_env(side, threads, coretype=None):
     return {"OPENBLAS_NUM_THREADS": str(threads)}, OPENBLAS_VARIABLES
 
 
-def run_child(side, threads, quick, coretype=None):
+def run_child(side, threads, quick, rounds, coretype=None):
     """Run this module with --side `side` in a child process with that side's environment; its JSON report."""
     changes, removed = side_env(side, threads, coretype)
     env = dict({k: v for k, v in os.environ.items() if k not in removed}, **changes)
-    command = [sys.executable, "-m", f"{__package__}.gemm", "--side", side] + (["--quick"] if quick else [])
-    done = subprocess.run(command, env=env, check=True, stdout=subprocess.PIPE, text=True,
-                          cwd=Path(__file__).resolve().parents[1])
+    command = [sys.executable, "-m", f"{__package__}.gemm", "--side", side, "--rounds", str(rounds)]
+    done = subprocess.run(command + (["--quick"] if quick else []), env=env, check=True, stdout=subprocess.PIPE,
+                          text=True, cwd=Path(__file__).resolve().parents[1])
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _merged(reports):
+    """One report from the same side's reports of several rounds: each case's calls of every round, their
+    median, and each round's median ("round_medians", in round order)."""
+    merged = dict(reports[0], results={})
+    for dtype, cases_ in reports[0]["results"].items():
+        merged["results"][dtype] = {}
+        for label in cases_:
+            rounds = [report["results"][dtype][label] for report in reports]
+            times = [t for timing in rounds for t in timing["times"]]
+            merged["results"][dtype][label] = {"median_s": statistics.median(times), "best_s": min(times),
+                                               "repeats": len(times),
+                                               "round_medians": [timing["median_s"] for timing in rounds]}
+    return merged
+
+
 def compare(threads=2, quick=False):
-    """(ninx's report, numpy's report, numpy's report with its own kernel or None), each from its own child
-    process: see `child`. The last is timed only where the reference kernel was forced."""
+    """(ninx's report, numpy's report, numpy's report with its own kernel or None), each merged from ROUNDS
+    child processes that alternate with the other side's (see `child`, `_merged`). The last is timed only
+    where the reference kernel was forced."""
     coretype = reference_coretype()
-    return (run_child("ninx", threads, quick), run_child("numpy", threads, quick, coretype),
-            run_child("numpy", threads, quick) if coretype else None)
+    rounds = 1 if quick else ROUNDS
+    sides = [("ninx", None), ("numpy", coretype)] + ([("numpy", None)] if coretype else [])
+    reports = {index: [] for index in range(len(sides))}
+    for round_ in range(rounds):  # ninx first in even rounds, last in odd ones
+        order = range(len(sides)) if round_ % 2 == 0 else reversed(range(len(sides)))
+        for index in order:
+            side, kernel = sides[index]
+            reports[index].append(run_child(side, threads, quick, rounds, kernel))
+    merged = [_merged(reports[index]) for index in range(len(sides))]
+    return merged[0], merged[1], merged[2] if coretype else None
+
+
+def _ratio(reference, ninx):
+    """Median over the rounds of reference time ÷ ninx time, each round's from its own pair of children."""
+    return statistics.median(r / n for r, n in zip(reference["round_medians"], ninx["round_medians"]))
 
 
 def rows(ninx, numpy, quick=False, numpy_own=None):
@@ -157,12 +191,14 @@ def rows(ninx, numpy, quick=False, numpy_own=None):
         for label, batch, m, n, k, broadcast in cases(quick):
             flops = 2 * batch * m * n * k
             traffic = size * ((1 if broadcast else batch) * m * k + batch * k * n + batch * m * n)
-            timings = {"ninx": ninx["results"][dtype][label], "numpy": numpy["results"][dtype][label]}
-            row = make_row("gemm", label, f"{batch}×({m}×{k} @ {k}×{n})", "", dtype, flops, traffic, timings)
+            ours, theirs = ninx["results"][dtype][label], numpy["results"][dtype][label]
+            row = make_row("gemm", label, f"{batch}×({m}×{k} @ {k}×{n})", "", dtype, flops, traffic,
+                           {"ninx": ours, "numpy": theirs})
+            row["speed_ratio"] = _ratio(theirs, ours)
             if numpy_own:
                 own = numpy_own["results"][dtype][label]
-                row["reference_own"] = dict(own, name="numpy")
-                row["speed_ratio_own"] = own["median_s"] / row["ninx"]["median_s"]
+                row["reference_own"] = dict(own, name="numpy", gflops=flops / own["median_s"] / 1e9)
+                row["speed_ratio_own"] = _ratio(own, ours)
             out.append(row)
     return out
 
@@ -185,9 +221,10 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2, help="threads of each side (default 2)")
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, few repeats")
     parser.add_argument("--side", choices=("ninx", "numpy"), help="internal: time one side in this process")
+    parser.add_argument("--rounds", type=int, default=1, help="internal: the child's share of the calls is 1/rounds")
     args = parser.parse_args(argv)
     if args.side:
-        return child(args.side, args.quick)
+        return child(args.side, args.quick, args.rounds)
     load_before = os.getloadavg()  # other work on the machine shows up as slow, noisy timings
     ninx, numpy, numpy_own = compare(args.threads, args.quick)
     result_rows = rows(ninx, numpy, args.quick, numpy_own)

@@ -111,6 +111,10 @@ def _summary_lines(results):
                                              else ", OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset"))
     for pool in results.get("blas_own") or ():
         lines.append(_blas_line(pool, " (own kernel, column 'own')") + ", OPENBLAS_CORETYPE unset")
+    gemm = next((row for row in results["rows"] if row["section"] == "gemm"), None)
+    if gemm and "round_medians" in gemm["ninx"]:
+        lines.append(f"gemm: each side in {len(gemm['ninx']['round_medians'])} alternating child processes; "
+                     "a ratio is the median of the per-round ratios, GFLOP/s the median of all calls")
     for row in results["rows"]:
         if row["section"] == "train":
             parts = [f"{e.get('name', 'ninx')} {e['images_per_s']:.1f} images/s"

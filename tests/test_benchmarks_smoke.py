@@ -59,3 +59,19 @@ def test_ninx_bench_forwards_its_arguments_to_the_suite():
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: ninx bench") and "--quick" in done.stdout
+
+
+def test_gemm_ratio_is_the_median_of_the_rounds_ratios():
+    """A slow spell that lands on one child moves one round's ratio, not the reported one."""
+    sys.path.insert(0, str(REPO))
+    from benchmarks import gemm
+
+    def report(*round_times):
+        return [{"blas": None, "results": {"float32": {"case": {"median_s": t, "times": [t, t]}}}}
+                for t in round_times]
+
+    ninx = gemm._merged(report(1.0, 1.0, 3.0))  # the third round's ninx child hit a busy spell
+    numpy = gemm._merged(report(1.1, 1.0, 1.0))
+    timing = ninx["results"]["float32"]["case"]
+    assert timing["round_medians"] == [1.0, 1.0, 3.0] and timing["repeats"] == 6 and timing["median_s"] == 1.0
+    assert gemm._ratio(numpy["results"]["float32"]["case"], timing) == 1.0  # of 1.1, 1.0 and 1/3
