@@ -23,7 +23,6 @@ The small NiN's 5×5 layer (batch 128) on the 2-core Zen 5, AVX-512, against the
 forward 61–64 → 50–56 ms (a tile at 84% of the FMA peak with its data in L2), input gradient 65–70 → 57–59,
 weight gradient 66–70 → 48–53; the training step 1.00 → 0.85–0.88 of its time.
 """
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -97,83 +96,61 @@ def channel_block(itemsize):
 
 
 @njit(inline="always")
-def _tile(shape, x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, sums_start, accumulate):
-    """sums[sums_start:] (R·KW pixels × nrc channels, pixel-major) (+)= one tile of SHAPES[shape] over `depth`
-    taps: window_tile wants the shape as literals, so each shape has its call."""
+def _tile(shape, x, start, taps, row_stride, panels, panel_start, nrc, depth, sums):
+    """sums (R·KW pixels × nrc channels, pixel-major) of one tile of SHAPES[shape]: window_tile wants the
+    shape as literals, so each shape has its call."""
     rows, cols = SHAPES[shape]
     ld = cols * nrc
     if shape == 0:
-        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, sums_start, ld, nrc, rows,
-                    cols, accumulate, _S0[0], _S0[1], VECTORS)
+        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, 0, ld, nrc, rows, cols, False,
+                    _S0[0], _S0[1], VECTORS)
     elif shape == 1:
-        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, sums_start, ld, nrc, rows,
-                    cols, accumulate, _S1[0], _S1[1], VECTORS)
+        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, 0, ld, nrc, rows, cols, False,
+                    _S1[0], _S1[1], VECTORS)
     elif shape == 2:
-        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, sums_start, ld, nrc, rows,
-                    cols, accumulate, _S2[0], _S2[1], VECTORS)
+        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, 0, ld, nrc, rows, cols, False,
+                    _S2[0], _S2[1], VECTORS)
     else:
-        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, sums_start, ld, nrc, rows,
-                    cols, accumulate, _S3[0], _S3[1], VECTORS)
+        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, 0, ld, nrc, rows, cols, False,
+                    _S3[0], _S3[1], VECTORS)
 
 
 @njit(parallel=True, cache=True)
-def _forward(x, taps, panels, y, bias, low, cap, image_stride, row_stride, shape, group, depth_chunk):
+def _forward(x, taps, panels, y, bias, low, cap, image_stride, row_stride, shape):
     # y (N, oC, oh, ow) from x (flat, padded, with a tail for the last tiles' spare pixels) and panels
-    # (blocks, K, nrc): panels[b, t, j] = W[b·nrc + j, t]. A task is `group` pixel tiles of one image; it
-    # goes over the taps depth_chunk at a time, so that the chunk's weights of every block stay in L2 while
-    # each of its tiles, in turn, reads its window rows from L1 for every block
+    # (blocks, K, nrc): panels[b, t, j] = W[b·nrc + j, t]. A task is a tile of pixels for every block of
+    # output channels in turn, so that its window rows are read from L1 by every block (5×5 layer: 55 → 50 ms
+    # against blocks outermost, which kept a thread's weight panels in L2 but read x from L3 a block at a time)
     n_images, out_channels, oh, ow = y.shape
     blocks, depth, nrc = panels.shape
     rows, cols = SHAPES[shape]
     width = VECTOR_BYTES // y.itemsize
-    col_tiles = (ow + cols - 1) // cols
-    tiles = (oh + rows - 1) // rows * col_tiles  # of one image
-    groups = (tiles + group - 1) // group
-    size = rows * cols * nrc  # of one tile's sums
+    row_groups, col_tiles = (oh + rows - 1) // rows, (ow + cols - 1) // cols
     flat, out = panels.reshape(-1), y.reshape(-1)
-    for task in prange(n_images * groups):
-        n, first = task // groups, task % groups * group
-        count = min(group, tiles - first)
-        sums = np.empty(count * blocks * size, y.dtype)  # tile t, block b at (t·blocks + b)·size
-        for k0 in range(0, depth, depth_chunk):
-            steps = min(depth_chunk, depth - k0)
-            for t in range(count):
-                oy0, ox0 = (first + t) // col_tiles * rows, (first + t) % col_tiles * cols
-                for b in range(blocks):
-                    _tile(shape, x, n * image_stride + oy0 * row_stride + ox0, taps[k0:], row_stride, flat,
-                          (b * depth + k0) * nrc, nrc, steps, sums, (t * blocks + b) * size, k0 > 0)
-        for t in range(count):
-            oy0, ox0 = (first + t) // col_tiles * rows, (first + t) % col_tiles * cols
-            for b in range(blocks):
-                at = (t * blocks + b) * size
-                # + bias, clamped to [low, cap] (NaN passes), then each row of pixels into y's planes: width
-                # channels at a time through a register transpose, single elements for a last, partial block
-                for p in range(rows * cols):
-                    for j in range(nrc):
-                        v = sums[at + p * nrc + j] + bias[b * nrc + j]
-                        sums[at + p * nrc + j] = low if v <= low else (cap if v > cap else v)
-                channels = min(nrc, out_channels - b * nrc)
-                for r in range(min(rows, oh - oy0)):
-                    pixels = min(cols, ow - ox0)
-                    corner = ((n * out_channels + b * nrc) * oh + oy0 + r) * ow + ox0
-                    for k in range(0, channels - width + 1, width):
-                        for q in range(0, pixels, width):
-                            transpose_into(sums, at + (r * cols + q) * nrc + k, nrc, min(width, pixels - q), out,
-                                           corner + k * oh * ow + q, oh * ow, min(width, pixels - q))
-                    for k in range(channels - channels % width, channels):
-                        for q in range(pixels):
-                            out[corner + k * oh * ow + q] = sums[at + (r * cols + q) * nrc + k]
-
-
-def _chunks(n_images, tiles, pixels, blocks, depth, nrc, itemsize, budget):
-    """(group, depth_chunk) of `_forward` for tiles of `pixels`: the sums of a task's tiles and a chunk of the
-    taps' weights of every block each take at most `budget` bytes, and every thread gets four tasks or more.
-    (The small NiN's 5×5 layer, 2-core Zen 4, budget a quarter of L2: 137 → 96 ms against all taps at once,
-    whose 1.8 MB of weights both cores streamed from L3 for every tile.)"""
-    group = max(1, min(budget // (blocks * pixels * nrc * itemsize),
-                       -(-n_images * tiles // (4 * numba.get_num_threads()))))
-    most = max(1, budget // (blocks * nrc * itemsize))
-    return group, -(-depth // -(-depth // most))
+    for task in prange(n_images * row_groups * col_tiles):
+        n, rest = task // (row_groups * col_tiles), task % (row_groups * col_tiles)
+        oy0, ox0 = rest // col_tiles * rows, rest % col_tiles * cols
+        sums = np.empty(rows * cols * nrc, y.dtype)
+        for b in range(blocks):
+            _tile(shape, x, n * image_stride + oy0 * row_stride + ox0, taps, row_stride, flat, b * depth * nrc, nrc,
+                  depth, sums)
+            # + bias, clamped to [low, cap] (NaN passes), then each row of pixels into y's planes: width
+            # channels at a time through a register transpose, single elements for a last, partial block
+            for p in range(rows * cols):
+                for j in range(nrc):
+                    v = sums[p * nrc + j] + bias[b * nrc + j]
+                    sums[p * nrc + j] = low if v <= low else (cap if v > cap else v)
+            channels = min(nrc, out_channels - b * nrc)
+            for r in range(min(rows, oh - oy0)):
+                pixels = min(cols, ow - ox0)
+                corner = ((n * out_channels + b * nrc) * oh + oy0 + r) * ow + ox0
+                for k in range(0, channels - width + 1, width):
+                    for q in range(0, pixels, width):
+                        transpose_into(sums, (r * cols + q) * nrc + k, nrc, min(width, pixels - q), out,
+                                       corner + k * oh * ow + q, oh * ow, min(width, pixels - q))
+                for k in range(channels - channels % width, channels):
+                    for q in range(pixels):
+                        out[corner + k * oh * ow + q] = sums[(r * cols + q) * nrc + k]
 
 
 def _panels(weight, nrc):
@@ -186,10 +163,9 @@ def _panels(weight, nrc):
     return np.ascontiguousarray(rows.reshape(blocks, nrc, -1).transpose(0, 2, 1))
 
 
-def conv_direct(x, weight, pad, dilation, sh, out_size, shape, bias=None, relu_cap=None, budget=TARGET.l2 // 4):
+def conv_direct(x, weight, pad, dilation, sh, out_size, shape, bias=None, relu_cap=None):
     """y (N, oC, oh, ow) = conv(x, weight) with column stride 1, row stride sh, padding pad = (ph, pw) and
-    dilation (dh, dw), tiles of `shape` (from tile_shape); + bias[o], clamped to [0, relu_cap] when given.
-    A task's sums and a chunk of the weights take at most `budget` bytes each (`_chunks`)."""
+    dilation (dh, dw), tiles of `shape` (from tile_shape); + bias[o], clamped to [0, relu_cap] when given."""
     (n, c, h, w), (out_channels, _, kh, kw), (ph, pw), (dh, dw), (oh, ow) = x.shape, weight.shape, pad, dilation, \
         out_size
     hp, wp = h + 2 * ph, w + 2 * pw
@@ -202,11 +178,8 @@ def conv_direct(x, weight, pad, dilation, sh, out_size, shape, bias=None, relu_c
     shift = np.zeros(-(-out_channels // nrc) * nrc, x.dtype)  # per block of channels, zero past oC
     if bias is not None:
         shift[:out_channels] = bias
-    panels = _panels(weight, nrc)
-    chunks = _chunks(n, -(-oh // rows) * -(-ow // cols), rows * cols, panels.shape[0], taps.size, nrc, x.itemsize,
-                     budget)
-    _forward(padded(x, ph, pw, last), taps, panels, y, shift, low, cap, c * hp * wp, sh * wp, SHAPES.index(shape),
-             *chunks)
+    _forward(padded(x, ph, pw, last), taps, _panels(weight, nrc), y, shift, low, cap, c * hp * wp, sh * wp,
+             SHAPES.index(shape))
     return y
 
 
