@@ -38,6 +38,7 @@ def main():
         "depthwise_conv2d_backward_weight": lambda: backend.depthwise_conv2d_backward_weight(x, depthwise_gy, conv),
         "relu": lambda: backend.relu(x, 6.0),
         "relu_backward": lambda: backend.relu_backward(x, x, np.inf),
+        "relu_backward_bias": lambda: backend.relu_backward_bias(x, x, 6.0),
         "max_pool2d": lambda: backend.max_pool2d(x, pool),
         "max_pool2d_backward": lambda: backend.max_pool2d_backward(y, argmax, pool),
         "avg_pool2d": lambda: backend.avg_pool2d(x, pool, True, 0),

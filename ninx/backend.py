@@ -48,6 +48,10 @@ class KernelTable(Protocol):
     def relu_backward(self, x, gy, cap):
         """gy where 0 < x < cap (and where x is NaN, or +inf for ReLU, as PyTorch), else 0."""
 
+    def relu_backward_bias(self, x, gy, cap):
+        """(gx, gbias) for x, gy (N, C, H, W): relu_backward's gx, and gbias (C,) = Σ gx over N, H, W — the
+        backward of a convolution fused with its activation, whose bias gradient needs the masked dY."""
+
     def max_pool2d(self, x, geometry):
         """(y, argmax): the window maxima and the flat index iy·W + ix of each in its input plane."""
 

@@ -109,6 +109,7 @@ PER_CHANNEL = [RNG.standard_normal(3), RNG.uniform(0.5, 2, 3), RNG.standard_norm
 CASES = {
     "relu": (lambda a: (a(X), np.inf), X.size),
     "relu_backward": (lambda a: (a(X), a(GY_X), 6.0), X.size),
+    "relu_backward_bias": (lambda a: (a(X), a(GY_X), np.inf), X.size),
     "max_pool2d": (lambda a: (a(X), POOL), GY_POOL.size),
     "max_pool2d_backward": (lambda a: (a(GY_POOL), a(ARGMAX), POOL), GY_POOL.size),
     "avg_pool2d": (lambda a: (a(X), POOL, True, 0), GY_POOL.size),

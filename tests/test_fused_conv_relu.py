@@ -59,3 +59,24 @@ def test_sequential_fuses_a_conv_and_its_relu_unless_hooked(device, monkeypatch)
 def test_conv2d_relu_refuses_other_caps():
     with pytest.raises(ValueError, match="cap"):
         F.conv2d_relu(ninx.zeros(1, 1, 3, 3), ninx.zeros(1, 1, 1, 1), cap=3.0)
+
+
+@pytest.mark.parametrize("cap", [np.inf, 6.0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_backward_bias_masks_dy_and_sums_each_channel(device, cap, dtype):
+    """The kernel behind the fused backward: relu_backward's mask (PyTorch's rule: NaN passes, +inf passes
+    ReLU's, none at the kinks), and its per-channel sums over N, H, W."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 5, 7, 9)) * 4
+    for start, value in enumerate((0.0, 6.0, np.nan, np.inf, -np.inf)):
+        x.flat[start::11] = value
+    gy = rng.standard_normal(x.shape)
+    backend = get_backend(device)
+    gx, gbias = backend.relu_backward_bias(backend.asarray(x, dtype), backend.asarray(gy, dtype), cap)
+    host = [np.asarray(v.get() if hasattr(v, "get") else v) for v in (gx, gbias)]
+    passes = np.isnan(x) | ((x > 0) & ((x < cap) | np.isinf(cap)))
+    expected = np.where(passes, gy, 0).astype(dtype)
+    assert host[0].dtype == dtype and np.array_equal(host[0], expected)
+    assert host[1].dtype == dtype and host[1].shape == (5,)
+    np.testing.assert_allclose(host[1], expected.astype(np.float64).sum(axis=(0, 2, 3)),
+                               rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)

@@ -27,6 +27,22 @@ def _clamp_backward(x, gy, upper, gx):
         gx[i] = 0 if (v <= 0) | (v >= upper) else gy[i]
 
 
+@njit(parallel=True, cache=True, fastmath={"reassoc"})
+def _clamp_backward_sums(x, gy, upper, gx, sums):
+    # _clamp_backward on (N, C, L) views, and sums[n, c] = Σ_l gx[n, c, l] in float64 (reassociated, so that
+    # LLVM keeps a vector of partial sums): one pass over dY where a separate sum read gx again
+    n_images, channels, length = x.shape
+    for plane in prange(n_images * channels):
+        n, c = plane // channels, plane % channels
+        total = 0.0
+        for i in range(length):
+            v = x[n, c, i]
+            g = 0 if (v <= 0) | (v >= upper) else gy[n, c, i]
+            gx[n, c, i] = g
+            total += g
+        sums[n, c] = total
+
+
 def relu(x, cap=np.inf):
     shape = x.shape  # ascontiguousarray turns a 0-d array into a 1-d one
     x = np.ascontiguousarray(x)
@@ -42,3 +58,13 @@ def relu_backward(x, gy, cap=np.inf):
     upper = cap if np.isfinite(cap) else np.nan  # ReLU has no top kink: +inf passes the gradient
     _clamp_backward(x.reshape(-1), gy.reshape(-1), x.dtype.type(upper), gx.reshape(-1))
     return gx.reshape(shape)
+
+
+def relu_backward_bias(x, gy, cap=np.inf):
+    """relu_backward of x, gy (N, C, H, W) and the per-channel sums of its result, in one pass."""
+    n, c = gy.shape[:2]
+    x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
+    gx, sums = np.empty_like(gy), np.empty((n, c))
+    upper = cap if np.isfinite(cap) else np.nan
+    _clamp_backward_sums(x.reshape(n, c, -1), gy.reshape(n, c, -1), x.dtype.type(upper), gx.reshape(n, c, -1), sums)
+    return gx, sums.sum(axis=0).astype(gy.dtype)

@@ -31,3 +31,9 @@ def relu_backward(device, x, gy, cap=np.inf):
     gx = device.xp.empty_like(gy)
     _launch(device, "relu_backward", (x, gy), cap, gx)
     return gx.reshape(shape)
+
+
+def relu_backward_bias(device, x, gy, cap=np.inf):
+    """relu_backward, then the per-channel sums of its result over N, H, W (CuPy's reduction)."""
+    gx = relu_backward(device, x, gy, cap)
+    return gx, gx.sum(axis=(0, 2, 3))
