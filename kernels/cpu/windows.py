@@ -63,16 +63,21 @@ def padded(x, ph, pw, reads=0):
 
 @njit(parallel=True, cache=True)
 def pad_into(x, ph, pw, out):
-    # out (N, C, H + 2ph, W + 2pw): x inside a border of zeros, one (n, c) plane per parallel piece
+    # out (N, C, H + 2ph, W + 2pw): x inside a border of zeros, one (n, c) plane per parallel piece. Index
+    # loops, not slices: a slice per 13-wide row cost 1.37 against 1.00 ms for the 5×5 layer's input
     n_images, channels, h, w = x.shape
     for plane in prange(n_images * channels):
         n, c = plane // channels, plane % channels
-        out[n, c, :ph] = 0
-        out[n, c, ph + h:] = 0
+        for y in range(ph):
+            for j in range(w + 2 * pw):
+                out[n, c, y, j] = 0
+                out[n, c, ph + h + y, j] = 0
         for y in range(h):
-            out[n, c, ph + y, :pw] = 0
-            out[n, c, ph + y, pw:pw + w] = x[n, c, y]
-            out[n, c, ph + y, pw + w:] = 0
+            for j in range(pw):
+                out[n, c, ph + y, j] = 0
+                out[n, c, ph + y, pw + w + j] = 0
+            for j in range(w):
+                out[n, c, ph + y, pw + j] = x[n, c, y, j]
 
 
 @njit(parallel=True, cache=True)
