@@ -209,3 +209,38 @@ def f32(*shape):
 def test_bad_input_raises(a, b, out, error, words):
     with pytest.raises(error, match=words.replace("(", r"\(").replace(")", r"\)")):
         gemm(a, b, out)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batches", [(1, 1, 1), (1, 4, 4), (4, 4, 1), (2, 6, 3)])
+@pytest.mark.parametrize("cap", [np.inf, 6.0, None])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_bias_and_clamp_in_the_write_back_finish_every_output_once(dtype, batches, cap, accumulate):
+    """The convolution's epilogue rides the tiles' last update: across k blocks, batch-reduced products,
+    partial tiles and packed operands it is the definition, clamp(Σ + bias[m], 0, cap), applied once."""
+    rng = np.random.default_rng(sum(batches))
+    (ba, bb, bo), kc = batches, blocking(np.dtype(dtype).itemsize).kc
+    m, n, k = 2 * MR + 1, tile_columns(np.dtype(dtype).itemsize) + 3, kc + 5  # two k blocks, partial tiles
+    a, b = rng.uniform(-1, 1, (ba, m, k)).astype(dtype), rng.uniform(-1, 1, (bb, k, n)).astype(dtype)
+    before = rng.uniform(-4, 4, (bo, m, n)).astype(dtype)
+    bias = rng.uniform(-3, 3, m).astype(dtype)
+    bias[0] = np.nan  # NaN passes the clamp, as PyTorch's ReLU lets it
+    expected, scale = reference(a, b, before, accumulate)
+    expected += bias[:, None]
+    if cap is not None:
+        expected = np.where(np.isnan(expected), expected, np.clip(expected, 0, cap))
+    bound = 2 * np.finfo(dtype).eps * (k + 4) * (scale + 3)
+    for operands in ((a, b), (pack(a, "a"), pack(b, "b"))):
+        out = before.copy()
+        gemm(*operands, out, accumulate=accumulate, bias=bias, relu_cap=cap)
+        assert np.isnan(out[:, 0]).all() and not np.isnan(out[:, 1:]).any()
+        assert np.all(np.abs(out[:, 1:] - expected[:, 1:]) <= bound[:, 1:])
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_the_epilogue_of_an_empty_sum_is_the_clamped_bias(accumulate):
+    out = np.full((2, 3, 4), -1.0)
+    bias = np.array([2.0, 9.0, -5.0])
+    gemm(np.zeros((1, 3, 0)), np.zeros((2, 0, 4)), out, accumulate=accumulate, bias=bias, relu_cap=6.0)
+    expected = np.clip((-1.0 if accumulate else 0.0) + bias, 0, 6)
+    assert np.array_equal(out, np.broadcast_to(expected[None, :, None], out.shape))

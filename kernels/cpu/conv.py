@@ -38,8 +38,7 @@ import numpy as np
 
 from . import direct
 from .activation import relu
-from .epilogue import gemm
-from .gemm import pack
+from .gemm import gemm, pack
 from .windows import col2im, windows
 
 COLUMN_BYTES = 8 << 20  # the most of dcols built at once: a memory bound (speed was the same at 8 MiB, 32 MiB

@@ -215,10 +215,12 @@ def _runs(cols, nr):
 
 
 @njit(inline="always")
-def _block_product(a_panel, b_panel, kc, nr, out, o, m0, mc, n0, nc, accumulate, b_base, b_origin, b_ld, in_place):
-    """out[o, m0:m0+mc, n0:n0+nc] (+)= packed A block @ B block, one register tile at a time. The B block's
-    first `in_place` panels are read where they lie, from b_base[b_origin + c·nr] with rows b_ld apart (a
-    row-major B); the others are packed in b_panel, panel c at (c − in_place)·kc·nr."""
+def _block_product(a_panel, b_panel, kc, nr, out, o, m0, mc, n0, nc, accumulate, b_base, b_origin, b_ld, in_place,
+                   finish, shift, low, cap):
+    """out[o, m0:m0+mc, n0:n0+nc] (+)= packed A block @ B block, one register tile at a time; with `finish`,
+    then + shift[m] and clamped to [low, cap] (`tile_update`). The B block's first `in_place` panels are read
+    where they lie, from b_base[b_origin + c·nr] with rows b_ld apart (a row-major B); the others are packed
+    in b_panel, panel c at (c − in_place)·kc·nr."""
     m_size, n_size = out.shape[1], out.shape[2]
     for r in range((mc + MR - 1) // MR):  # an A micro-panel stays in L1 while the B block streams past it
         rows = min(MR, mc - r * MR)
@@ -230,16 +232,17 @@ def _block_product(a_panel, b_panel, kc, nr, out, o, m0, mc, n0, nc, accumulate,
             b_start, ldb = (b_origin + c * nr, b_ld) if from_source else ((c - in_place) * kc * nr, nr)
             if cols * NR_VECTORS > nr:
                 tile_update(a_panel, r * kc * MR, b_panel, b_base, from_source, b_start, ldb, kc, out, start, n_size,
-                            rows, cols, accumulate, NR_VECTORS)
+                            rows, cols, accumulate, finish, shift, m0 + r * MR, low, cap, NR_VECTORS)
             else:  # a thin last panel: one vector wide
                 tile_update(a_panel, r * kc * MR, b_panel, b_base, from_source, b_start, ldb, kc, out, start, n_size,
-                            rows, cols, accumulate, 1)
+                            rows, cols, accumulate, finish, shift, m0 + r * MR, low, cap, 1)
 
 
 @njit(inline="always")
 def _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, accumulate, blocks, work, a_all,
-          b_all, b_rows, b_cols, b_run_start, b_run_length, b_panel_runs, b_in_place):
-    """out[o][m_lo:m_hi, n_lo:n_hi] (+)= Σ over batch indices i ≡ o (mod Bo) of the i-th product.
+          b_all, b_rows, b_cols, b_run_start, b_run_length, b_panel_runs, b_in_place, epilogue, shift, low, cap):
+    """out[o][m_lo:m_hi, n_lo:n_hi] (+)= Σ over batch indices i ≡ o (mod Bo) of the i-th product; with
+    `epilogue`, the last update of each tile adds shift[m] and clamps to [low, cap].
 
     A non-empty a_all (b_all) holds that operand's matrices packed (`Packed`), read in place of packing; a
     non-empty b_cols makes B the `Gathered` matrix of base b_base and offset tables b_rows, b_cols (and
@@ -258,6 +261,7 @@ def _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, a
         for k0 in range(0, k_size, kc_max):
             kc = min(kc_max, k_size - k0)
             add = accumulate or i != o or k0 > 0
+            finish = epilogue and i + out.shape[0] >= batch and k0 + kc >= k_size  # the sum's last term
             for n0 in range(n_lo, n_hi, nc_max):
                 nc = min(nc_max, n_hi - n0)
                 in_place = nc // nr if b_in_place else 0  # whole panels read where they lie
@@ -279,7 +283,7 @@ def _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, a
                         _pack_a(a_base, a_i, m0, mc, k0, kc, a_panel)
                         a_packed = (a_i.offset, k0, m0)
                     _block_product(a_panel, b_panel, kc, nr, out, o, m0, mc, n0, nc, add, b_base, b_origin,
-                                   b_i.row_stride, in_place)
+                                   b_i.row_stride, in_place, finish, shift, low, cap)
 
 
 @njit(inline="always")
@@ -312,12 +316,13 @@ def _pack_kernel(base, x, m_size, k_size, n_size, kc_max, side_b, panels):
 
 @njit(parallel=True, cache=True)
 def _gemm_kernel(a_base, a, b_base, b, out, batch, k_size, accumulate, splits, split_rows, blocks, work, a_all,
-                 b_all, b_rows, b_cols, b_run_start, b_run_length, b_panel_runs, b_in_place):
+                 b_all, b_rows, b_cols, b_run_start, b_run_length, b_panel_runs, b_in_place, epilogue, shift, low, cap):
     """Run the Bo·splits tasks (output matrix o, piece s of its rows or columns) on len(work) workers.
 
     a, b: the Layout of each operand in its base; blocks: the Blocking. A non-empty a_all or b_all holds
     that operand packed (`Packed`, flattened), read in place of packing it; a non-empty b_cols makes B a
-    `Gathered` one with the offset tables b_rows, b_cols (and their runs, `_runs`)."""
+    `Gathered` one with the offset tables b_rows, b_cols (and their runs, `_runs`); with `epilogue`, each
+    output ends + shift[m], clamped to [low, cap]."""
     m_size, n_size = out.shape[1], out.shape[2]
     nr = NR_VECTORS * VECTOR_BYTES // out.itemsize
     tasks = out.shape[0] * splits
@@ -331,7 +336,8 @@ def _gemm_kernel(a_base, a, b_base, b, out, batch, k_size, accumulate, splits, s
             else:
                 n_lo, n_hi = _split(n_size, nr, splits, s), _split(n_size, nr, splits, s + 1)
             _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, accumulate, blocks, work[w],
-                  a_all, b_all, b_rows, b_cols, b_run_start, b_run_length, b_panel_runs, b_in_place)
+                  a_all, b_all, b_rows, b_cols, b_run_start, b_run_length, b_panel_runs, b_in_place, epilogue, shift,
+                  low, cap)
 
 
 def _flat(name, x, batch):
@@ -434,8 +440,10 @@ def _operand(name, x, batch):
 _blockings = {np.dtype(t): blocking(np.dtype(t).itemsize) for t in (np.float32, np.float64)}
 
 
-def gemm(a, b, out, accumulate=False):
-    """out[i % Bo] (+)= a[i % Ba] @ b[i % Bb] for i < max(Ba, Bb, Bo), summed over i; returns out.
+def gemm(a, b, out, accumulate=False, bias=None, relu_cap=None):
+    """out[i % Bo] (+)= a[i % Ba] @ b[i % Bb] for i < max(Ba, Bb, Bo), summed over i, then + bias[m] and
+    clamped to [0, relu_cap] when given (a convolution's bias and ReLU/ReLU6, in the tiles' write-back);
+    returns out.
 
     a (Ba, M, K) and b (Bb, K, N) may be any strided views, or `Packed` by `pack` (or a producer of
     panels); out (Bo, M, N) is C-contiguous and must not overlap them. accumulate=False overwrites out with
@@ -443,11 +451,17 @@ def gemm(a, b, out, accumulate=False):
     check_gemm_operands(np.ndarray, _stand_in(a), _stand_in(b), out)
     (ba, m, k), (bb, _, n), bo = a.shape, b.shape, out.shape[0]
     batch = max(ba, bb, bo)
+    epilogue = bias is not None or relu_cap is not None
+    t = out.dtype.type
+    shift = np.zeros(m, out.dtype) if bias is None else np.ascontiguousarray(bias, dtype=out.dtype)
+    low, cap = (t(0), t(relu_cap)) if relu_cap is not None else (t(-np.inf), t(np.inf))
     if m == 0 or n == 0:
         return out
-    if k == 0:
+    if k == 0:  # no tile runs: the epilogue on the sum of nothing (or on out when accumulating)
         if not accumulate:
             out.fill(0)
+        if epilogue:
+            np.minimum(np.maximum(out + shift[:, None], low, out=out), cap, out=out)  # NaN passes both
         return out
     dtype = a.dtype
     largest = _blockings[dtype]
@@ -479,7 +493,7 @@ def gemm(a, b, out, accumulate=False):
     numba.set_num_threads(workers)  # one worker runs on the calling thread and wakes no other
     try:
         _gemm_kernel(a_base, a_layout, b_base, b_layout, out, batch, k, bool(accumulate), splits, split_rows, blocks,
-                     work, a_all, b_all, *tables, b_in_place)
+                     work, a_all, b_all, *tables, b_in_place, epilogue, shift, low, cap)
     finally:
         numba.set_num_threads(threads)
     return out

@@ -133,9 +133,11 @@ def _check_float_array(name, array):
 
 @intrinsic
 def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_start, ldb, kc, c, c_start, ldc,
-                rows, cols, accumulate, vectors):
+                rows, cols, accumulate, finish, shift, shift_start, low, cap, vectors):
     """c[c_start + i·ldc + j] (+)= Σ_{k<kc} a_panel[a_start + k·MR + i] · B[b_start + k·ldb + j], B being
-    b_source where from_source is true (a row-major B read in place), else b_panel (packed, ldb = NR).
+    b_source where from_source is true (a row-major B read in place), else b_panel (packed, ldb = NR); where
+    `finish` (the tile's last update), then + shift[shift_start + i] and clamped to [low, cap] — the
+    convolution's bias and ReLU in the write-back (NaN passes).
 
     For i < rows ≤ MR, j < cols ≤ vectors·(vector width); the sums stay in MR·vectors registers for the
     whole k loop. `vectors` (a literal, 1 or NR_VECTORS) narrows the tile for a last, thin panel."""
@@ -146,7 +148,7 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
 
     def codegen(context, builder, sig, args):
         (a_arr, a_start, b_arr, b_src, from_source, b_start, ldb, kc, c_arr, c_start, ldc, rows, cols, accumulate,
-         _) = args
+         finish, shift_arr, shift_start, low, cap, _) = args
         elem = context.get_data_type(sig.args[8].dtype)
         size = context.get_abi_sizeof(elem)
         vec, fmuladd, masked_load, masked_store, _ = _vector_ops(context, builder, elem)
@@ -200,6 +202,18 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
                  for v in range(used)]
         keep = splat(builder.icmp_unsigned("!=", accumulate, ir.Constant(accumulate.type, 0)))
         c_ptr = builder.gep(data(8, c_arr), [c_start])
+        final = builder.icmp_unsigned("!=", finish, ir.Constant(finish.type, 0))
+        shift_ptr = builder.gep(data(15, shift_arr), [shift_start])
+        low_vec, cap_vec = splat(low), splat(cap)
+
+        def finished(value, i):
+            # value + shift[i], then ≤ low → low and > cap → cap, where the tile finishes; else value itself
+            def clamped():
+                v = builder.fadd(value, splat(builder.load(builder.gep(shift_ptr, [const(i)]))))
+                v = builder.select(builder.fcmp_ordered(">", v, cap_vec), cap_vec, v)
+                return builder.select(builder.fcmp_ordered("<=", v, low_vec), low_vec, v)
+            return _either(builder, final, clamped, lambda: value)
+
         # a tile of whole vectors (most of them) is written with plain moves: AVX2's masked ones (vmaskmov)
         # are slow on AMD cores; the last, partial tiles keep the masks
         whole = builder.icmp_signed(">=", cols, const(used * width))
@@ -213,9 +227,10 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
                             dst = builder.bitcast(builder.gep(row, [const(v * width)]), ir.PointerType(vec))
                             total = sums[i * used + v]
                             with builder.if_then(adding):
-                                builder.store(builder.fadd(builder.load(dst, align=size), total), dst, align=size)
+                                builder.store(finished(builder.fadd(builder.load(dst, align=size), total), i), dst,
+                                              align=size)
                             with builder.if_then(builder.not_(adding)):
-                                builder.store(total, dst, align=size)
+                                builder.store(finished(total, i), dst, align=size)
             with masked:
                 for i in range(MR):
                     with builder.if_then(builder.icmp_signed("<", const(i), rows)):
@@ -223,11 +238,12 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
                         for v in range(used):
                             dst = builder.gep(row, [const(v * width)])
                             old = builder.call(masked_load, [dst, align, builder.and_(masks[v], keep), zero])
-                            builder.call(masked_store, [builder.fadd(old, sums[i * used + v]), dst, align, masks[v]])
+                            builder.call(masked_store, [finished(builder.fadd(old, sums[i * used + v]), i), dst, align,
+                                                        masks[v]])
         return context.get_dummy_value()
 
     return types.none(a_panel, a_start, b_panel, b_source, from_source, b_start, ldb, kc, c, c_start, ldc, rows,
-                      cols, accumulate, vectors), codegen
+                      cols, accumulate, finish, shift, shift_start, low, cap, vectors), codegen
 
 
 @intrinsic
