@@ -32,7 +32,8 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
      65–70 → 57–59, weight gradient 66–70 → 48–53 (AVX-512, 2 cores)
  15: on the 2-core Zen 4 (32 KiB L1d): the A micro-panel takes 3/4 of L1d (kc 336 → 512 float32, 160 → 256
      float64: +2%, +4–9%); whole vectors packed with plain moves on targets without mask registers (haswell
-     target, 1024² vs OpenBLAS Haswell 0.81 → 1.00)
+     target, 1024² vs OpenBLAS Haswell 0.81 → 1.00); bias and ReLU in the tiles' write-back instead of a pass
+     after the core (conv 1×1 + ReLU at 28², 13², 6²: 1.09, 1.14, 1.39× faster)
 """
 import math
 import threading
