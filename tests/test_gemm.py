@@ -212,9 +212,8 @@ def test_bad_input_raises(a, b, out, error, words):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("batches", [(1, 1, 1), (1, 4, 4), (4, 4, 1), (2, 6, 3)])
-@pytest.mark.parametrize("cap", [np.inf, 6.0, None])
-@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("batches, cap, accumulate", [((1, 1, 1), np.inf, False), ((1, 4, 4), 6.0, True),
+                                                      ((4, 4, 1), None, False), ((2, 6, 3), np.inf, True)])
 def test_bias_and_clamp_in_the_write_back_finish_every_output_once(dtype, batches, cap, accumulate):
     """The convolution's epilogue rides the tiles' last update: across k blocks, batch-reduced products,
     partial tiles and packed operands it is the definition, clamp(Σ + bias[m], 0, cap), applied once."""
