@@ -19,12 +19,17 @@ def _clamp(x, cap, y):
         y[i] = 0 if v <= 0 else (cap if v > cap else v)  # NaN stays NaN
 
 
+@njit(inline="always")
+def _passed(v, g, upper):
+    """g where the clamp at v passes a gradient, else 0; upper is the top kink, NaN where there is none (then
+    v >= upper is always false)."""
+    return 0 if (v <= 0) | (v >= upper) else g
+
+
 @njit(parallel=True, cache=True)
 def _clamp_backward(x, gy, upper, gx):
-    # upper is the top kink, NaN where there is none (then v >= upper is always false)
     for i in prange(x.size):
-        v = x[i]
-        gx[i] = 0 if (v <= 0) | (v >= upper) else gy[i]
+        gx[i] = _passed(x[i], gy[i], upper)
 
 
 @njit(parallel=True, cache=True, fastmath={"reassoc"})
@@ -36,11 +41,15 @@ def _clamp_backward_sums(x, gy, upper, gx, sums):
         n, c = plane // channels, plane % channels
         total = 0.0
         for i in range(length):
-            v = x[n, c, i]
-            g = 0 if (v <= 0) | (v >= upper) else gy[n, c, i]
+            g = _passed(x[n, c, i], gy[n, c, i], upper)
             gx[n, c, i] = g
             total += g
         sums[n, c] = total
+
+
+def _upper(cap, dtype):
+    """The clamp's top kink as the kernels take it: NaN for ReLU, which has none (+inf passes the gradient)."""
+    return dtype.type(cap if np.isfinite(cap) else np.nan)
 
 
 def relu(x, cap=np.inf):
@@ -55,8 +64,7 @@ def relu_backward(x, gy, cap=np.inf):
     shape = gy.shape
     x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
     gx = np.empty_like(gy)
-    upper = cap if np.isfinite(cap) else np.nan  # ReLU has no top kink: +inf passes the gradient
-    _clamp_backward(x.reshape(-1), gy.reshape(-1), x.dtype.type(upper), gx.reshape(-1))
+    _clamp_backward(x.reshape(-1), gy.reshape(-1), _upper(cap, x.dtype), gx.reshape(-1))
     return gx.reshape(shape)
 
 
@@ -65,6 +73,5 @@ def relu_backward_bias(x, gy, cap=np.inf):
     n, c = gy.shape[:2]
     x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
     gx, sums = np.empty_like(gy), np.empty((n, c))
-    upper = cap if np.isfinite(cap) else np.nan
-    _clamp_backward_sums(x.reshape(n, c, -1), gy.reshape(n, c, -1), x.dtype.type(upper), gx.reshape(n, c, -1), sums)
+    _clamp_backward_sums(x.reshape(n, c, -1), gy.reshape(n, c, -1), _upper(cap, x.dtype), gx.reshape(n, c, -1), sums)
     return gx, sums.sum(axis=0).astype(gy.dtype)
