@@ -5,6 +5,7 @@ NINX_HYPOTHESIS_PROFILE=nightly. Devices: always `cpu`; `cuda` too when a GPU is
 emulation layer is switched on (NINX_CUDA_EMULATE=1, as CI does), and always when NINX_EXPECT_CUDA=1.
 """
 import os
+import sys
 
 import ninx_kernels  # noqa: F401  (fixes Numba's code generation before any test imports numba)
 import pytest
@@ -32,3 +33,18 @@ def available_devices():
 def pytest_generate_tests(metafunc):
     if "device" in metafunc.fixturenames:
         metafunc.parametrize("device", available_devices())
+
+
+def pytest_collection_finish(session):
+    """Start the per-target conformance children of the collected test_conformance_on_target tests now, on a
+    background thread, so that their cold compiles use the core the main suite leaves idle."""
+    choices = [item.callspec.params["choice"] for item in session.items
+               if getattr(item, "originalname", None) == "test_conformance_on_target"]
+    if choices:
+        import target_children
+        target_children.start(choices)
+
+
+def pytest_sessionfinish(session):
+    if "target_children" in sys.modules:
+        sys.modules["target_children"].stop()

@@ -5,31 +5,13 @@ GEMM and convolution conformance tests run again in child processes compiled for
 A host runs code built for a subset of its own features, so an AVX-512 machine checks all three. A target
 the host cannot run is skipped, and the skip says which features are missing.
 """
-import os
-import platform
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
+import target_children
 from ninx_kernels import codegen
 from ninx_kernels.cpu.gemm_ir import register_tile
 from ninx_kernels.target import Target, cache_sizes, host_cpu, target_for
-
-REPO = Path(__file__).resolve().parents[1]
-X86 = platform.machine().lower() in ("x86_64", "amd64")
-# (NINX_CPU_TARGET, vector bytes it must give, host features it needs)
-TARGETS = [("haswell", 32, ("+avx2", "+fma")), ("x86-64", 16, ()), ("host", None, ())]
-CONFORMANCE = ["tests/test_gemm.py", "tests/test_conv2d.py", "tests/test_pointwise_conv.py", "tests/test_direct_conv.py"]
-
-
-def missing_features(needed):
-    """The features of `needed` the host lacks, or ['x86-64'] if it is no x86 machine at all."""
-    if needed and not X86:
-        return ["x86-64"]
-    features = host_cpu()[1].split(",")
-    return [f for f in needed if f not in features]
+from target_children import TARGETS, X86, missing_features
 
 
 @pytest.mark.skipif(not X86, reason="x86 CPU names: the host is not x86-64")
@@ -84,31 +66,16 @@ def test_register_tile_fits_the_register_file(vector_bytes, registers, fma):
     assert mr >= 4 and vectors >= 1
 
 
-def child_env(choice):
-    """The environment of a child compiled for NINX_CPU_TARGET=choice: Numba's variables set as codegen would
-    (so that it holds whatever imports numba first), no CUDA emulation (these runs check the CPU kernels)."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "NINX_CODEGEN", "NINX_CUDA_EMULATE")}
-    env["NINX_CPU_TARGET"] = choice
-    env["NUMBA_CPU_NAME"], env["NUMBA_CPU_FEATURES"] = codegen.chosen_target({"NINX_CPU_TARGET": choice})
-    return env
-
-
 @pytest.mark.parametrize("choice, vector_bytes, needed", TARGETS)
 def test_conformance_on_target(choice, vector_bytes, needed):
     missing = missing_features(needed)
     if missing:
         pytest.skip(f"the host cannot run {choice} code: it lacks {', '.join(missing)}")
-    # the override alone, with nothing imported before ninx, compiles for the target asked
-    env = dict(child_env(choice))
-    del env["NUMBA_CPU_NAME"], env["NUMBA_CPU_FEATURES"]
-    probe = subprocess.run([sys.executable, "-c", "from ninx_kernels.cpu.gemm_ir import TARGET; "
-                            "print(TARGET.vector_bytes, TARGET.cpu_name)"],
-                           env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert probe.returncode == 0, probe.stderr
-    width, name = probe.stdout.split()
+    run = target_children.outcome(choice)  # started by conftest when collection chose this test
+    status, out, err = run.probe
+    assert status == 0, err
+    width, name = out.split()
     assert name == codegen.chosen_target({"NINX_CPU_TARGET": choice})[0]
     assert vector_bytes is None or int(width) == vector_bytes
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *CONFORMANCE],
-                          env=child_env(choice), cwd=REPO, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    status, out, err = run.conformance
+    assert status == 0, out[-4000:] + err[-2000:]
