@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from ninx_kernels.cpu.gemm import MR, Gathered, blocking, gemm, pack, tile_columns
+from ninx_kernels.cpu.gemm_ir import VECTOR_BYTES
 
 DTYPES = (np.float32, np.float64)
 # (Ba, Bb, Bo): each divides B = max; Bo < B sums products into out (batch-reduce)
@@ -118,6 +119,40 @@ def test_packed_operands_give_the_product_of_what_was_packed(dtype, batches, whi
     b = strided_view(rng, bb, k, n, dtype, "sliced")
     operands = (pack(a, "a") if which != "b" else a, pack(b, "b") if which != "a" else b)
     check(a, b, rng.uniform(-1, 1, (bo, m, n)).astype(dtype), True, operands)
+
+
+def packed_by_definition(x, side, kc):
+    """The panels of `Packed`'s docstring, element by element: block (k0, m0) of A at k0·m_pad + m0·depth,
+    (k, r) at k·MR + r; block (k0, n0) of B at k0·n_pad + n0·depth, (k, j) at k·NR + j; zeros past the edge."""
+    matrix = x if side == "a" else x.T  # (wide, depth): rows of A, columns of B
+    wide, depth = matrix.shape
+    step = MR if side == "a" else tile_columns(x.itemsize)
+    padded = -(-wide // step) * step
+    panels = np.zeros(padded * depth, x.dtype)
+    for k0 in range(0, depth, kc):
+        block = min(kc, depth - k0)
+        for w0 in range(0, padded, step):
+            for k in range(block):
+                for j in range(step):
+                    if w0 + j < wide:
+                        panels[k0 * padded + w0 * block + k * step + j] = matrix[w0 + j, k0 + k]
+    return panels
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("side", ["a", "b"])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_packed_panels_are_the_definition(dtype, side, layout):
+    """Every element of a packed operand, pad zeros included, for the register-transposed layouts (a
+    row-major A, a column-major B) and the plain ones: whole and partial transposes, rows that abut."""
+    rng = np.random.default_rng(11)
+    kc, width = blocking(np.dtype(dtype).itemsize).kc, VECTOR_BYTES // np.dtype(dtype).itemsize
+    wide, depth = 2 * max(MR, tile_columns(np.dtype(dtype).itemsize)) + 3, kc + width + 3
+    x = strided_view(rng, 2, wide, depth, dtype, layout)
+    x = x if side == "a" else x.transpose(0, 2, 1)
+    packed = pack(x, side)
+    for i in range(2):
+        np.testing.assert_array_equal(packed.panels[i], packed_by_definition(x[i], side, packed.kc))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -411,9 +411,13 @@ def transpose_into(typingctx, src, src_start, ld, count, dst, dst_start, dst_ste
         align = ir.Constant(i32, size)
         rows = []
         for j in range(width):
-            inside = _splat(builder, builder.icmp_signed("<", ir.Constant(i64, j), count), width)
+            inside = builder.icmp_signed("<", ir.Constant(i64, j), count)
             row = builder.gep(src_ptr, [builder.mul(ir.Constant(i64, j), ld)])
-            rows.append(builder.call(masked_load, [row, align, inside, zero]))
+            if MASK_REGISTERS:
+                rows.append(builder.call(masked_load, [row, align, _splat(builder, inside, width), zero]))
+            else:  # a whole row or none
+                rows.append(_either(builder, inside, lambda: builder.load(builder.bitcast(row, vec.as_pointer()),
+                                                                          align=size), lambda: zero))
         d = 1
         while d < width:
             for a in range(width):
@@ -427,9 +431,36 @@ def transpose_into(typingctx, src, src_start, ld, count, dst, dst_start, dst_ste
             d *= 2
         lanes = ir.Constant(ir.VectorType(i64, width), list(range(width)))
         store_mask = builder.icmp_signed("<", lanes, _splat(builder, stored, width))
-        for k in range(width):
-            dst = builder.gep(dst_ptr, [builder.mul(ir.Constant(i64, k), dst_step)])
-            builder.call(masked_store, [rows[k], dst, align, store_mask])
+        targets = [builder.gep(dst_ptr, [builder.mul(ir.Constant(i64, k), dst_step)]) for k in range(width)]
+
+        def store(k, whole):
+            if whole:
+                builder.store(rows[k], builder.bitcast(targets[k], vec.as_pointer()), align=size)
+            else:
+                builder.call(masked_store, [rows[k], targets[k], align, store_mask])
+
+        if MASK_REGISTERS:
+            for k in range(width):
+                store(k, False)
+            return context.get_dummy_value()
+        # whole rows where they fit; also where rows abut (dst_step = stored ≥ W/2, an A panel of MR rows):
+        # row k's W − stored extra lanes then land where row k + 1 is stored next, and only the last row is
+        # masked
+        whole_width = builder.icmp_signed("==", stored, ir.Constant(i64, width))
+        abutting = builder.and_(builder.icmp_signed("==", dst_step, stored),
+                                builder.icmp_signed(">=", stored, ir.Constant(i64, -(-width // 2))))
+        with builder.if_else(whole_width) as (whole, part):
+            with whole:
+                for k in range(width):
+                    store(k, True)
+            with part:
+                with builder.if_else(abutting) as (overlapped, masked):
+                    with overlapped:
+                        for k in range(width):
+                            store(k, k < width - 1)
+                    with masked:
+                        for k in range(width):
+                            store(k, False)
         return context.get_dummy_value()
 
     return types.none(src, src_start, ld, count, dst, dst_start, dst_step, stored), codegen
