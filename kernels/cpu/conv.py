@@ -5,7 +5,7 @@ Two lowerings share the core. Where a tile fits (`direct.forward_tiles`, `input_
 `direct.py`: the implicit GEMM yᵀ (pixels × oC) = windows (pixels × taps) @ Wᵀ, whose micro-kernel
 (`gemm_ir.window_tile`) broadcasts the window elements where they lie in x, so nothing is gathered or
 packed but the weights. The stride-1 input gradient is that same forward on dy with the flipped weights.
-Everything else (grouped and column-strided convolutions; the forward on 16-register targets) lowers onto
+Everything else (grouped and column-strided convolutions, and few taps) lowers onto
 the GEMM core over gathered windows, below.
 
 For x (N, C, H, W), weight (oC, C/G, kh, kw) in G groups and output (N, oC, oh, ow), with L = oh·ow and

@@ -26,21 +26,28 @@ weight gradient 66–70 → 48–53; the training step 1.00 → 0.85–0.88 of i
 import numpy as np
 from numba import njit, prange
 
-from .gemm_ir import TARGET, VECTOR_BYTES, transpose_into, window_tile
+from .gemm_ir import MASK_REGISTERS, TARGET, VECTOR_BYTES, transpose_into, window_tile
 from .windows import padded, tap_offsets
 
 # NR vectors of output channels and R × KW pixels: the accumulators take all registers but the NR weight
-# vectors and two (a broadcast, a spare): 32 registers give 14 pixels × 2 vectors, 16 give 13 × 1. One
+# vectors and two (a broadcast, a spare): 32 registers give 14 pixels × 2 vectors, 16 give 6 × 2. One
 # output row of PIXELS or PIXELS − 1, or two rows of half as many for narrow outputs: 13-wide rows (the
-# small NiN's 13×13) and 6-wide ones (its 6×6) fill their tiles
-VECTORS = 2 if TARGET.vector_registers >= 32 else 1
+# small NiN's 13×13) and 6-wide ones (its 6×6) fill their tiles on 32 registers; on 16, 13-wide rows take
+# tiles of 5 (87% of their pixels used), which beat 13 × 1 vector, whose 13 broadcasts and one weight load
+# for 13 FMAs make it load-bound (a 2-core Zen 3, alternating processes: the 5×5 layer's input gradient
+# 248–272 → 240–250 ms)
+VECTORS = 2
 PIXELS = (TARGET.vector_registers - VECTORS - 2) // VECTORS
 SHAPES = ((1, PIXELS), (1, PIXELS - 1), (2, PIXELS // 2), (2, PIXELS // 2 - 1))
 _S0, _S1, _S2, _S3 = SHAPES  # as globals of their own, whose items Numba reads as literals
 LEAST_USE = 0.75  # of the tile's pixels a layer must use for this path to beat the GEMM's
-LEAST_TAPS = 9  # C·kh·kw below which the GEMM's path wins. 2-core Zen 5, same-process A/B, with bias and
-# ReLU: 5×5 1→96 @28² (the small NiN's first layer) 4.97 against 7.35 ms, 3×3 1→32 @28² 1.19 against 3.36;
-# a padded 1×1 of one channel (1 tap) 0.86 against 0.22
+# C·kh·kw below which the GEMM's path wins. With mask registers (2-core Zen 5, same-process A/B, with bias and
+# ReLU): 5×5 1→96 @28² (the small NiN's first layer) 4.97 against 7.35 ms, 3×3 1→32 @28² 1.19 against 3.36;
+# a padded 1×1 of one channel (1 tap) 0.86 against 0.22. Without them the write-back's partial rows (6 pixels
+# into each channel plane) are slow masked stores, which few taps do not pay for (2-core Zen 3, alternating
+# processes): the first layer, 25 taps, 45–50 against 19–20 ms; 3×3 192→192 @6², 1728 taps, 25–30 against
+# 35–68; 5×5 96→192 @13², 2400 taps, 203–224 against 199–222
+LEAST_TAPS = 9 if MASK_REGISTERS else 256
 
 
 def _use(shape, oh, ow):
@@ -65,12 +72,9 @@ def _fills(channels, itemsize):
 def forward_tiles(g, groups, out_channels, itemsize):
     """The tile shape of the forward of Window2d `g` on this path, or None where the GEMM's path serves it:
     grouped or 1×1 convolutions, a column stride, too few taps to pay for writing a tile back, too few
-    output channels to fill a block of them, and 16-register targets: there the tile is one vector wide, a
-    broadcast for every FMA, and the GEMM won (haswell target on the 2-core Zen 5, same-process A/B:
-    direct 1.06× the GEMM's time for the small NiN's 5×5 layer, 1.35× for its first; the input gradient,
-    which spares col2im, 0.91×)."""
+    output channels to fill a block of them."""
     if (groups != 1 or g.pointwise or g.sw != 1 or g.c * g.kh * g.kw < LEAST_TAPS
-            or not _fills(out_channels, itemsize) or VECTORS < 2):
+            or not _fills(out_channels, itemsize)):
         return None
     return tile_shape(g.oh, g.ow)
 
