@@ -12,6 +12,7 @@ import sys
 import threading
 from concurrent.futures import Future
 from pathlib import Path
+from typing import NamedTuple
 
 from ninx_kernels import codegen
 from ninx_kernels.target import host_cpu
@@ -20,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 X86 = platform.machine().lower() in ("x86_64", "amd64")
 # (NINX_CPU_TARGET, vector bytes it must give, host features it needs)
 TARGETS = [("haswell", 32, ("+avx2", "+fma")), ("x86-64", 16, ()), ("host", None, ())]
-CONFORMANCE = ["tests/test_gemm.py", "tests/test_conv2d.py", "tests/test_pointwise_conv.py", "tests/test_direct_conv.py"]
+CONFORMANCE = ["tests/test_gemm.py", "tests/test_conv2d.py", "tests/test_pointwise_conv.py",
+               "tests/test_direct_conv.py"]
 TIMEOUT = 900  # seconds for one child's conformance run
 
 
@@ -42,12 +44,10 @@ def child_env(choice):
     return env
 
 
-class Outcome:
+class Outcome(NamedTuple):
     """What one target's run gave: the probe's (exit status, stdout, stderr), then the conformance child's."""
-
-    def __init__(self, probe, conformance):
-        self.probe = probe
-        self.conformance = conformance
+    probe: tuple
+    conformance: tuple
 
 
 _runs = {}  # choice -> Future of its Outcome

@@ -34,8 +34,8 @@ from .windows import padded, tap_offsets
 # output row of PIXELS or PIXELS − 1, or two rows of half as many for narrow outputs: 13-wide rows (the
 # small NiN's 13×13) and 6-wide ones (its 6×6) fill their tiles on 32 registers; on 16, 13-wide rows take
 # tiles of 5 (87% of their pixels used), which beat 13 × 1 vector, whose 13 broadcasts and one weight load
-# for 13 FMAs make it load-bound (a 2-core Zen 3, alternating processes: the 5×5 layer's input gradient
-# 248–272 → 240–250 ms)
+# for 13 FMAs make it load-bound (a 2-core Zen 3, alternating processes: input gradients of the 3×3 layer
+# 37–50 → 27–29 ms, of the 5×5 230–234 → 219–225)
 VECTORS = 2
 PIXELS = (TARGET.vector_registers - VECTORS - 2) // VECTORS
 SHAPES = ((1, PIXELS), (1, PIXELS - 1), (2, PIXELS // 2), (2, PIXELS // 2 - 1))
