@@ -87,7 +87,7 @@ def _run_all(choices):
 
 def start(choices):
     """Begin the runs of `choices` (those the host can run, not yet started) on one background thread."""
-    needed = dict((choice, features) for choice, _, features in TARGETS)
+    needed = {choice: features for choice, _, features in TARGETS}
     todo = [c for c in dict.fromkeys(choices) if c not in _runs and not missing_features(needed[c])]
     for choice in todo:
         _runs[choice] = Future()

@@ -7,11 +7,10 @@ the host cannot run is skipped, and the skip says which features are missing.
 """
 import pytest
 
-import target_children
 from ninx_kernels import codegen
 from ninx_kernels.cpu.gemm_ir import register_tile
 from ninx_kernels.target import Target, cache_sizes, host_cpu, target_for
-from target_children import TARGETS, X86, missing_features
+from target_children import TARGETS, X86, missing_features, outcome
 
 
 @pytest.mark.skipif(not X86, reason="x86 CPU names: the host is not x86-64")
@@ -71,7 +70,7 @@ def test_conformance_on_target(choice, vector_bytes, needed):
     missing = missing_features(needed)
     if missing:
         pytest.skip(f"the host cannot run {choice} code: it lacks {', '.join(missing)}")
-    run = target_children.outcome(choice)  # started by conftest when collection chose this test
+    run = outcome(choice)  # started by conftest when collection chose this test
     status, out, err = run.probe
     assert status == 0, err
     width, name = out.split()
