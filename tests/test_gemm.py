@@ -2,13 +2,16 @@
 
 Sizes at the edges of the register tile and of the cache blocks are those of the target this process
 compiles for (tests/test_targets.py runs this file again for other targets)."""
+import importlib
+
 import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ninx_kernels.cpu.gemm import MR, Gathered, blocking, gemm, pack, tile_columns
+from ninx_kernels.cpu.gemm import MR, Gathered, blocking, gemm, in_place_rows, pack, tile_columns
 from ninx_kernels.cpu.gemm_ir import VECTOR_BYTES
+from ninx_kernels.target import Target
 
 DTYPES = (np.float32, np.float64)
 # (Ba, Bb, Bo): each divides B = max; Bo < B sums products into out (batch-reduce)
@@ -80,45 +83,72 @@ def test_matches_einsum(problem):
     check(*problem)
 
 
+def use_small_blocks(monkeypatch, dtype, in_place_rows):
+    """Shrink this dtype's cache blocks to a few register tiles (kc 16, mc 2·MR, nc one panel) so that small
+    operands span several of each; a row-major B is read in place in products of up to `in_place_rows` rows.
+    Returns the Blocking."""
+    core = importlib.import_module("ninx_kernels.cpu.gemm")
+    blocks = core.Blocking(16, 2 * MR, tile_columns(np.dtype(dtype).itemsize))
+    monkeypatch.setitem(core._blockings, np.dtype(dtype), blocks)
+    monkeypatch.setitem(core._in_place_rows, np.dtype(dtype), in_place_rows)
+    monkeypatch.setattr(core, "_workspaces", {})  # the workers' buffers are sized from the blocks
+    return blocks
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("b_layout", ["transposed", "contiguous"])
-@pytest.mark.parametrize("blocks_of_rows", [1, 3])
-def test_spans_several_cache_blocks(dtype, layout, b_layout, blocks_of_rows):
-    """Several blocks of depth and columns; a row-major B is read in place in a product of up to two A blocks
-    of rows (13 rows here), packed in a taller one (2·mc + 13)."""
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("batches", [(1, 4, 4), (4, 1, 4), (4, 4, 1), (3, 3, 3)])
+def test_spans_several_cache_blocks(monkeypatch, dtype, layout, b_layout, in_place, batches):
+    """Several blocks of depth, rows and columns, each ending mid-tile; a row-major B read in place or packed,
+    a broadcast A or B packed once ahead."""
     rng = np.random.default_rng(0)
-    kc, mc, _ = blocking(np.dtype(dtype).itemsize)
-    m, n, k = (blocks_of_rows - 1) * mc + 13, 2 * tile_columns(np.dtype(dtype).itemsize) + 7, kc + 3
-    a = strided_view(rng, 2, m, k, dtype, layout)
-    b = strided_view(rng, 2, k, n, dtype, b_layout)
-    check(a, b, np.empty((2, m, n), dtype), False)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("layout", LAYOUTS)
-def test_broadcast_a_of_several_blocks_packed_once(dtype, layout):
-    """One A (mc+13 rows, kc+3 columns: several blocks, packed whole once) times three different Bs."""
-    rng = np.random.default_rng(3)
-    kc, mc, _ = blocking(np.dtype(dtype).itemsize)
-    m, n, k = mc + 13, 2 * MR + 7, kc + 3
-    a = strided_view(rng, 1, m, k, dtype, layout)
-    b = strided_view(rng, 3, k, n, dtype, "contiguous")
-    check(a, b, rng.uniform(-1, 1, (3, m, n)).astype(dtype), True)
+    (ba, bb, bo), (kc, mc, nc) = batches, use_small_blocks(monkeypatch, dtype, 1 << 30 if in_place else 0)
+    m, n, k = 2 * mc + 5, 3 * nc + 7, 2 * kc + 5
+    a = strided_view(rng, ba, m, k, dtype, layout)
+    b = strided_view(rng, bb, k, n, dtype, b_layout)
+    check(a, b, rng.uniform(-1, 1, (bo, m, n)).astype(dtype), True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batches", [(1, 1, 1), (3, 3, 3), (1, 4, 4), (4, 1, 2)])
 @pytest.mark.parametrize("which", ["a", "b", "both"])
-def test_packed_operands_give_the_product_of_what_was_packed(dtype, batches, which):
+def test_packed_operands_give_the_product_of_what_was_packed(monkeypatch, dtype, batches, which):
     """Operands packed ahead (`pack`), from strided views, spanning several blocks and ending mid-tile."""
     rng = np.random.default_rng(5)
-    kc, mc, _ = blocking(np.dtype(dtype).itemsize)
-    (ba, bb, bo), (m, n, k) = batches, (mc + MR + 1, 2 * tile_columns(np.dtype(dtype).itemsize) + 3, kc + 5)
+    (ba, bb, bo), (kc, mc, nc) = batches, use_small_blocks(monkeypatch, dtype, 0)
+    m, n, k = mc + MR + 1, 2 * nc + 3, kc + 5
     a = strided_view(rng, ba, m, k, dtype, "transposed")
     b = strided_view(rng, bb, k, n, dtype, "sliced")
     operands = (pack(a, "a") if which != "b" else a, pack(b, "b") if which != "a" else b)
     check(a, b, rng.uniform(-1, 1, (bo, m, n)).astype(dtype), True, operands)
+
+
+CACHES = {"zen3": (32 << 10, 512 << 10, 32 << 20), "zen4": (32 << 10, 1 << 20, 32 << 20),
+          "zen5": (48 << 10, 1 << 20, 32 << 20), "rocket lake": (48 << 10, 512 << 10, 12 << 20),
+          "small": (16 << 10, 256 << 10, 2 << 20), "tiny": (4 << 10, 32 << 10, 256 << 10)}
+
+
+@pytest.mark.parametrize("itemsize", [4, 8])
+@pytest.mark.parametrize("caches", CACHES.values(), ids=CACHES.keys())
+def test_blocks_fill_the_caches_they_are_sized_for(itemsize, caches):
+    """`blocking`'s rules, each the largest multiple of its step that fits: the A micro-panel (MR × kc) in
+    3/4 of L1d, the B block (kc × nc) in half of L2, the A block (mc × kc) in an eighth of L3; the rows of a
+    product whose B is read in place (`in_place_rows`) fill half of L2 with A rows."""
+    l1d, l2, l3 = caches
+    target = Target("any", "", VECTOR_BYTES, 32, True, l1d, l2, l3)
+    kc, mc, nc = blocking(itemsize, target)
+    nr, rows = tile_columns(itemsize), in_place_rows(itemsize, target)
+    assert kc % 16 == 0 and 16 <= kc <= 512 and mc % MR == 0 and nc % nr == 0 and rows % MR == 0
+
+    def largest(extent, step, least, bytes_each, room):
+        return extent == least if extent * bytes_each > room else (extent + step) * bytes_each > room
+
+    assert largest(kc, 16, 16, MR * itemsize, l1d * 3 // 4) or kc == 512
+    assert largest(nc, nr, nr, kc * itemsize, l2 // 2)
+    assert largest(mc, MR, MR, kc * itemsize, l3 // 8)
+    assert largest(rows, MR, MR, kc * itemsize, l2 // 2)
 
 
 def packed_by_definition(x, side, kc):

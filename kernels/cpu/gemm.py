@@ -36,6 +36,10 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
      after the core (conv 1×1 + ReLU at 28², 13², 6²: 1.09, 1.14, 1.39× faster)
  16: on the 2-core Zen 3 (AVX2 only): register transposes with plain moves where there are no mask registers
      (A @ Bᵀ of the 1×1 weight gradient, 1 core, 61.5 → 30.7 ms, the speed of operands packed ahead)
+ 17: the B block, reread once per A micro-panel, in half of L2 and the A block in an eighth of L3 (they were
+     the other way round), an A block packed once for all its B blocks, broadcast operands packed ahead.
+     Zen 5, new/old: squares 1.00–1.07 (now 1.01–1.08× OpenBLAS up to 2048², 4096² a tie), float64 2048²
+     1.03–1.09, 1×1 within noise; Zen 3 neutral; the Intel host's 2048² 0.66 → 0.77 of OpenBLAS
 """
 import math
 import threading
@@ -118,18 +122,29 @@ class Gathered(NamedTuple):
 
 
 def blocking(itemsize, target=TARGET):
-    """The largest Blocking for elements of `itemsize` bytes, sized from the target's caches (Goto's rules):
+    """The largest Blocking for elements of `itemsize` bytes, sized from the target's caches:
     - the A micro-panel (MR × kc) stays in L1 while B micro-panels stream past it: it takes 3/4 of L1d, the
       rest holding the B rows in flight and the C tile (on a 32 KiB L1d, half left kc at 336 for float32 and
       160 for float64, 2% and 4–9% slower than 512 and 256);
-    - the A block (mc × kc) takes a quarter of L2;
-    - the B block (kc × nc) takes an eighth of L3 (a share of a cache other cores and machines use too).
+    - the B block (kc × nc) those micro-panels come from stays in L2: it takes half of it;
+    - the A block (mc × kc), packed once and read once per B block, takes an eighth of L3 (a share of a
+      cache other cores and machines use too).
     kc is a multiple of 16 (whole register transposes) within [16, 512], mc of MR, nc of NR."""
     nr = tile_columns(itemsize)
     kc = min(512, max(16, target.l1d * 3 // 4 // (MR * itemsize) // 16 * 16))
-    mc = max(MR, target.l2 // 4 // (kc * itemsize) // MR * MR)
-    nc = max(nr, target.l3 // 8 // (kc * itemsize) // nr * nr)
+    mc = max(MR, target.l3 // 8 // (kc * itemsize) // MR * MR)
+    nc = max(nr, target.l2 // 2 // (kc * itemsize) // nr * nr)
     return Blocking(kc, mc, nc)
+
+
+def in_place_rows(itemsize, target=TARGET):
+    """The most rows of a product whose row-major B is read where it lies instead of packed: as many as half
+    of L2 holds kc-deep A rows of. Each of the product's M/MR micro-panels rereads the B block, and a B read
+    in place has rows a whole row of B apart (a 2048-wide B: 8 KiB, which maps them onto few cache sets), so
+    only a short product gains from skipping the pass that packs it (on the 2-core Zen 5, 1×1 conv 96@28²
+    0.74 → 0.83 of OpenBLAS, float64 0.84 → 1.16; squares read in place fell from 0.92 to 0.61–0.86)."""
+    kc = blocking(itemsize, target).kc
+    return max(MR, target.l2 // 2 // (kc * itemsize) // MR * MR)
 
 
 def _balanced(extent, most, step):
@@ -265,26 +280,26 @@ def _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, a
             kc = min(kc_max, k_size - k0)
             add = accumulate or i != o or k0 > 0
             finish = epilogue and i + out.shape[0] >= batch and k0 + kc >= k_size  # the sum's last term
-            for n0 in range(n_lo, n_hi, nc_max):
-                nc = min(nc_max, n_hi - n0)
-                in_place = nc // nr if b_in_place else 0  # whole panels read where they lie
-                if b_all.size:
-                    b_panel = b_all[(i % b.batch) * k_size * n_pad + k0 * n_pad + n0 * kc:]
-                elif b_packed != (b_i.offset, k0, n0):  # a broadcast B is packed once for all products
-                    if b_cols.size:
-                        _gather_b(b_base, b_rows[i % b.batch], b_cols, b_run_start, b_run_length, b_panel_runs,
-                                  k0, kc, n0, nc, nr, b_panel)
-                    elif in_place * nr < nc:
-                        _pack_b(b_base, b_i, k0, kc, n0 + in_place * nr, nc - in_place * nr, nr, b_panel)
-                    b_packed = (b_i.offset, k0, n0)
-                b_origin = b_i.offset + k0 * b_i.row_stride + n0
-                for m0 in range(m_lo, m_hi, mc_max):
-                    mc = min(mc_max, m_hi - m0)
-                    if a_all.size:
-                        a_panel = a_all[(i % a.batch) * m_pad * k_size + k0 * m_pad + m0 * kc:]
-                    elif a_packed != (a_i.offset, k0, m0):
-                        _pack_a(a_base, a_i, m0, mc, k0, kc, a_panel)
-                        a_packed = (a_i.offset, k0, m0)
+            for m0 in range(m_lo, m_hi, mc_max):  # the A block, packed once for all its B blocks
+                mc = min(mc_max, m_hi - m0)
+                if a_all.size:
+                    a_panel = a_all[(i % a.batch) * m_pad * k_size + k0 * m_pad + m0 * kc:]
+                elif a_packed != (a_i.offset, k0, m0):
+                    _pack_a(a_base, a_i, m0, mc, k0, kc, a_panel)
+                    a_packed = (a_i.offset, k0, m0)
+                for n0 in range(n_lo, n_hi, nc_max):
+                    nc = min(nc_max, n_hi - n0)
+                    in_place = nc // nr if b_in_place else 0  # whole panels read where they lie
+                    if b_all.size:
+                        b_panel = b_all[(i % b.batch) * k_size * n_pad + k0 * n_pad + n0 * kc:]
+                    elif b_packed != (b_i.offset, k0, n0):  # a broadcast B of one block: packed once
+                        if b_cols.size:
+                            _gather_b(b_base, b_rows[i % b.batch], b_cols, b_run_start, b_run_length, b_panel_runs,
+                                      k0, kc, n0, nc, nr, b_panel)
+                        elif in_place * nr < nc:
+                            _pack_b(b_base, b_i, k0, kc, n0 + in_place * nr, nc - in_place * nr, nr, b_panel)
+                        b_packed = (b_i.offset, k0, n0)
+                    b_origin = b_i.offset + k0 * b_i.row_stride + n0
                     _block_product(a_panel, b_panel, kc, nr, out, o, m0, mc, n0, nc, add, b_base, b_origin,
                                    b_i.row_stride, in_place, finish, shift, low, cap)
 
@@ -407,15 +422,15 @@ def pack(x, side):
     return _pack(x, side)
 
 
-_packed_as = {}
+_rooms = {}
 
 
-def _room_for_a(dtype, size):
-    """Room for a whole packed A of `size` elements, ALIGN-byte aligned, kept for this thread."""
-    key = (dtype, threading.get_ident())
-    if key not in _packed_as or _packed_as[key].size < size:
-        _packed_as[key] = _aligned(dtype, size)
-    return _packed_as[key]
+def _room(dtype, side, size):
+    """Room for a whole packed operand of `size` elements, ALIGN-byte aligned, kept for this thread and side."""
+    key = (dtype, side, threading.get_ident())
+    if key not in _rooms or _rooms[key].size < size:
+        _rooms[key] = _aligned(dtype, size)
+    return _rooms[key]
 
 
 def _stand_in(x):
@@ -441,6 +456,7 @@ def _operand(name, x, batch):
 
 
 _blockings = {np.dtype(t): blocking(np.dtype(t).itemsize) for t in (np.float32, np.float64)}
+_in_place_rows = {np.dtype(t): in_place_rows(np.dtype(t).itemsize) for t in (np.float32, np.float64)}
 
 
 def gemm(a, b, out, accumulate=False, bias=None, relu_cap=None):
@@ -472,21 +488,20 @@ def gemm(a, b, out, accumulate=False, bias=None, relu_cap=None):
     if len(depths) > 1:
         raise ValueError(f"gemm: a and b are packed with different depth blocks {sorted(depths)}")
     kc = depths.pop() if depths else _balanced(k, largest.kc, 16)
-    nr, nc = tile_columns(dtype.itemsize), largest.nc
-    if isinstance(b, Gathered):  # its worker gathers each B block just before using it: keep it in half of L2
-        nc = min(nc, max(nr, TARGET.l2 // 2 // (kc * dtype.itemsize) // nr * nr))
-    blocks = Blocking(kc, _balanced(m, largest.mc, MR), nc)
-    # a broadcast A of more than one block would be packed again for every product: pack it once instead
-    if not isinstance(a, Packed) and ba == 1 and batch > 1 and (m > blocks.mc or k > blocks.kc):
-        a = _pack(a, "a", _room_for_a(dtype, _padded(m, dtype.itemsize, "a") * k))
+    nr = tile_columns(dtype.itemsize)
+    # a row-major B of a short product is read in place (`in_place_rows`), never packed
+    b_in_place = isinstance(b, np.ndarray) and b.strides[2] == b.itemsize and m <= _in_place_rows[dtype]
+    # a shallower B block is wider: it keeps the largest one's share of L2
+    blocks = Blocking(kc, _balanced(m, largest.mc, MR), largest.kc * largest.nc // kc // nr * nr)
+    # an operand broadcast over the products would be packed again by every task: pack it once instead
+    if isinstance(a, np.ndarray) and ba == 1 and batch > 1:
+        a = _pack(a, "a", _room(dtype, "a", _padded(m, dtype.itemsize, "a") * k))
+    if isinstance(b, np.ndarray) and not b_in_place and bb == 1 and batch > 1:
+        b = _pack(b, "b", _room(dtype, "b", _padded(n, dtype.itemsize, "b") * k))
     a_base, a_layout, a_all = _operand("a", a, ba)
     b_base, b_layout, b_all = _operand("b", b, bb)
     tables = ((b.rows, b.cols) + _runs(b.cols, tile_columns(dtype.itemsize)) if isinstance(b, Gathered) else
               (np.empty((1, 0), np.int64),) + (np.empty(0, np.int64),) * 4)
-    # a row-major B of a product at most two A blocks tall is read in place: packing it costs a pass over B
-    # that only M/MR tiles reread (on the 2-core Zen 5, 1×1 conv 96@28² 0.74 → 0.83 of OpenBLAS, float64
-    # 0.84 → 1.16); taller products keep packing (squares read in place fell from 0.92 to 0.61–0.86)
-    b_in_place = not b_all.size and not isinstance(b, Gathered) and b_layout.col_stride == 1 and m <= 2 * largest.mc
     threads = numba.get_num_threads()
     workers = 1 if 2 * batch * m * n * k < SERIAL_FLOPS else threads
     work = _workspace(dtype, largest, workers)
