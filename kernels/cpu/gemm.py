@@ -493,17 +493,18 @@ def gemm(a, b, out, accumulate=False, bias=None, relu_cap=None):
     b_in_place = isinstance(b, np.ndarray) and b.strides[2] == b.itemsize and m <= _in_place_rows[dtype]
     # a shallower B block is wider: it keeps the largest one's share of L2
     blocks = Blocking(kc, _balanced(m, largest.mc, MR), largest.kc * largest.nc // kc // nr * nr)
-    # an operand broadcast over the products would be packed again by every task: pack it once instead
-    if isinstance(a, np.ndarray) and ba == 1 and batch > 1:
+    threads = numba.get_num_threads()
+    workers = 1 if 2 * batch * m * n * k < SERIAL_FLOPS else threads
+    # an operand broadcast over the products would be packed again by every task: pack it once instead,
+    # unless the work is too small to wake a second thread (a separate packing call costs ~5 µs)
+    if isinstance(a, np.ndarray) and ba == 1 and batch > 1 and workers > 1:
         a = _pack(a, "a", _room(dtype, "a", _padded(m, dtype.itemsize, "a") * k))
-    if isinstance(b, np.ndarray) and not b_in_place and bb == 1 and batch > 1:
+    if isinstance(b, np.ndarray) and not b_in_place and bb == 1 and batch > 1 and workers > 1:
         b = _pack(b, "b", _room(dtype, "b", _padded(n, dtype.itemsize, "b") * k))
     a_base, a_layout, a_all = _operand("a", a, ba)
     b_base, b_layout, b_all = _operand("b", b, bb)
     tables = ((b.rows, b.cols) + _runs(b.cols, tile_columns(dtype.itemsize)) if isinstance(b, Gathered) else
               (np.empty((1, 0), np.int64),) + (np.empty(0, np.int64),) * 4)
-    threads = numba.get_num_threads()
-    workers = 1 if 2 * batch * m * n * k < SERIAL_FLOPS else threads
     work = _workspace(dtype, largest, workers)
     split_rows = -(-m // MR) > -(-n // nr)
     tiles = -(-m // MR) if split_rows else -(-n // nr)
