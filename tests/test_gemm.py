@@ -1,7 +1,8 @@
 """The GEMM core against np.einsum in float64: odd sizes, strided/broadcast views, batch rules, errors.
 
-Sizes at the edges of the register tile and of the cache blocks are those of the target this process
-compiles for (tests/test_targets.py runs this file again for other targets)."""
+Sizes at the edges of the register tile are those of the target this process compiles for
+(tests/test_targets.py runs this file again for other targets); tests that span several cache blocks
+shrink the blocks to a few tiles (`use_small_blocks`) rather than grow the operands to the host's caches."""
 import importlib
 
 import numba
