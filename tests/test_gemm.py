@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from ninx_kernels.cpu.borrowed import borrowed
 from ninx_kernels.cpu.gemm import MR, Gathered, blocking, gemm, in_place_rows, pack, tile_columns
 from ninx_kernels.cpu.gemm_ir import VECTOR_BYTES
 from ninx_kernels.target import Target
@@ -110,6 +111,36 @@ def test_spans_several_cache_blocks(monkeypatch, dtype, layout, b_layout, in_pla
     a = strided_view(rng, ba, m, k, dtype, layout)
     b = strided_view(rng, bb, k, n, dtype, b_layout)
     check(a, b, rng.uniform(-1, 1, (bo, m, n)).astype(dtype), True)
+
+
+@pytest.mark.parametrize("serial", [True, False], ids=["calling thread", "all workers"])
+@pytest.mark.parametrize("batches", [(1, 4, 4), (4, 1, 4), (4, 4, 1), (6, 3, 2)])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_serial_and_parallel_kernels_give_the_same_sums(monkeypatch, serial, batches, layout):
+    """Work below SERIAL_FLOPS runs on the calling thread (`_gemm_serial`, on `borrowed` arrays), the rest on
+    every worker (`_gemm_kernel`); in both, a worker keeps the blocks it packed for its next task, so a
+    broadcast operand spanning several blocks is repacked only where its block changes."""
+    core = importlib.import_module("ninx_kernels.cpu.gemm")
+    monkeypatch.setattr(core, "SERIAL_FLOPS", 1 << 62 if serial else 0)
+    rng = np.random.default_rng(9)
+    (ba, bb, bo), (kc, mc, nc) = batches, use_small_blocks(monkeypatch, np.float64, 0)
+    m, n, k = mc + MR + 3, 2 * nc + 5, 2 * kc + 3
+    a = strided_view(rng, ba, m, k, np.float64, layout)
+    b = strided_view(rng, bb, k, n, np.float64, "contiguous")
+    check(a, b, rng.uniform(-1, 1, (bo, m, n)), True)
+
+
+def test_borrowed_arrays_are_the_same_memory_and_other_values_pass_unchanged():
+    @numba.njit
+    def through_borrowed(x, job):
+        view = borrowed(x)[1:]
+        values, scale = borrowed(job)
+        view[0] = scale  # writes x[1]
+        return view.sum() + values.sum()
+
+    x, values = np.arange(4.0), np.ones(3)
+    assert through_borrowed(x, (values, 7.0)) == 7.0 + 2 + 3 + 3
+    assert x[1] == 7.0
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -40,6 +40,10 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
      the other way round), an A block packed once for all its B blocks, broadcast operands packed ahead.
      Zen 5, new/old: squares 1.00–1.07 (now 1.01–1.08× OpenBLAS up to 2048², 4096² a tie), float64 2048²
      1.03–1.09, 1×1 within noise; Zen 3 neutral; the Intel host's 2048² 0.66 → 0.77 of OpenBLAS
+ 18: the cost of a call, for tiny products: work below SERIAL_FLOPS runs in a serial build of the kernel on
+     `borrowed` arrays (no thread pool resized, no reference counts), plain tuples across the dispatcher,
+     a worker's packed blocks kept for its next task. Zen 5, µs a call, old → new (numpy): float32
+     128×(10×10 @ 10×4) 36–37 → 22–24 (5.7), 32³ 16 → 8 (1.1), 8×64³ 31 → 25 (18); float64 8×64³ 44–48 → 36 (35)
 """
 import math
 import threading
@@ -51,6 +55,7 @@ from numba import njit, prange
 from numpy.lib.stride_tricks import as_strided
 
 from ..gemm_operands import check_gemm_operands
+from .borrowed import borrowed
 from .gemm_ir import (MR, NR_VECTORS, TARGET, VECTOR_BYTES, gather_padded, tile_columns, tile_update,
                       transpose_into)
 
@@ -257,10 +262,13 @@ def _block_product(a_panel, b_panel, kc, nr, out, o, m0, mc, n0, nc, accumulate,
 
 
 @njit(inline="always")
-def _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, accumulate, blocks, work, a_all,
-          b_all, b_rows, b_cols, b_run_start, b_run_length, b_panel_runs, b_in_place, epilogue, shift, low, cap):
+def _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, accumulate, blocks, a_panel,
+          b_panel, packed, a_all, b_all, b_rows, b_cols, b_run_start, b_run_length, b_panel_runs, b_in_place,
+          epilogue, shift, low, cap):
     """out[o][m_lo:m_hi, n_lo:n_hi] (+)= Σ over batch indices i ≡ o (mod Bo) of the i-th product; with
-    `epilogue`, the last update of each tile adds shift[m] and clamps to [low, cap].
+    `epilogue`, the last update of each tile adds shift[m] and clamps to [low, cap]. Returns `packed`, the
+    (offset, k0, m0) of the A block in a_panel and the (offset, k0, n0) of the B block in b_panel, which the
+    worker's next task starts from: a broadcast operand of one block is packed once per worker, not per task.
 
     A non-empty a_all (b_all) holds that operand's matrices packed (`Packed`), read in place of packing; a
     non-empty b_cols makes B the `Gathered` matrix of base b_base and offset tables b_rows, b_cols (and
@@ -269,9 +277,7 @@ def _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, a
     nr = NR_VECTORS * VECTOR_BYTES // out.itemsize
     m_pad = (out.shape[1] + MR - 1) // MR * MR
     n_pad = (out.shape[2] + nr - 1) // nr * nr
-    a_panel = work[:mc_max * kc_max]
-    b_panel = work[mc_max * kc_max:]
-    a_packed = b_packed = (-1, -1, -1)  # (offset, k0, m0 or n0) of the block each panel holds
+    a_packed, b_packed = packed[:3], packed[3:]
     for i in range(o, batch, out.shape[0]):
         # the i-th product reads A at offset + (i mod Ba)·batch_stride; B likewise
         a_i = Matrix(a.offset + (i % a.batch) * a.batch_stride, a.row_stride, a.col_stride)
@@ -302,6 +308,7 @@ def _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, a
                     b_origin = b_i.offset + k0 * b_i.row_stride + n0
                     _block_product(a_panel, b_panel, kc, nr, out, o, m0, mc, n0, nc, add, b_base, b_origin,
                                    b_i.row_stride, in_place, finish, shift, low, cap)
+    return a_packed + b_packed
 
 
 @njit(inline="always")
@@ -332,44 +339,63 @@ def _pack_kernel(base, x, m_size, k_size, n_size, kc_max, side_b, panels):
             _pack_a(base, matrix, w0, min(step, wide - w0), k0, kc, dst)
 
 
-@njit(parallel=True, cache=True)
-def _gemm_kernel(a_base, a, b_base, b, out, batch, k_size, accumulate, splits, split_rows, blocks, work, a_all,
-                 b_all, b_rows, b_cols, b_run_start, b_run_length, b_panel_runs, b_in_place, epilogue, shift, low, cap):
-    """Run the Bo·splits tasks (output matrix o, piece s of its rows or columns) on len(work) workers.
+@njit(inline="always")
+def _worker(w, workers, work, a, b, blocks, job):
+    """Worker w of `workers`, in its packing buffers `work`: its share of the Bo·splits tasks (output matrix o,
+    piece s of its rows or columns) of the product `gemm` passes (a flat tuple `job`, and plain tuples for
+    the NamedTuples: both cross the dispatcher 4× faster than NamedTuples, and a parallel loop takes no
+    nested tuple).
 
     a, b: the Layout of each operand in its base; blocks: the Blocking. A non-empty a_all or b_all holds
     that operand packed (`Packed`, flattened), read in place of packing it; a non-empty b_cols makes B a
     `Gathered` one with the offset tables b_rows, b_cols (and their runs, `_runs`); with `epilogue`, each
     output ends + shift[m], clamped to [low, cap]."""
+    (a_base, b_base, out, batch, k_size, accumulate, splits, split_rows, a_all, b_all, b_rows, b_cols, b_run_start,
+     b_run_length, b_panel_runs, b_in_place, epilogue, shift, low, cap) = job
+    a, b, blocks = Layout(*a), Layout(*b), Blocking(*blocks)
     m_size, n_size = out.shape[1], out.shape[2]
     nr = NR_VECTORS * VECTOR_BYTES // out.itemsize
     tasks = out.shape[0] * splits
-    workers = work.shape[0]
-    for w in prange(workers):
-        for t in range(tasks * w // workers, tasks * (w + 1) // workers):
-            o, s = divmod(t, splits)
-            m_lo, m_hi, n_lo, n_hi = 0, m_size, 0, n_size
-            if split_rows:
-                m_lo, m_hi = _split(m_size, MR, splits, s), _split(m_size, MR, splits, s + 1)
-            else:
-                n_lo, n_hi = _split(n_size, nr, splits, s), _split(n_size, nr, splits, s + 1)
-            _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, accumulate, blocks, work[w],
-                  a_all, b_all, b_rows, b_cols, b_run_start, b_run_length, b_panel_runs, b_in_place, epilogue, shift,
-                  low, cap)
+    a_panel, b_panel = work[:blocks.mc * blocks.kc], work[blocks.mc * blocks.kc:]
+    packed = (-1, -1, -1, -1, -1, -1)  # nothing in the panels yet
+    for t in range(tasks * w // workers, tasks * (w + 1) // workers):
+        o, s = divmod(t, splits)
+        m_lo, m_hi, n_lo, n_hi = 0, m_size, 0, n_size
+        if split_rows:
+            m_lo, m_hi = _split(m_size, MR, splits, s), _split(m_size, MR, splits, s + 1)
+        else:
+            n_lo, n_hi = _split(n_size, nr, splits, s), _split(n_size, nr, splits, s + 1)
+        packed = _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, accumulate, blocks,
+                       a_panel, b_panel, packed, a_all, b_all, b_rows, b_cols, b_run_start, b_run_length,
+                       b_panel_runs, b_in_place, epilogue, shift, low, cap)
+
+
+@njit(parallel=True, cache=True)
+def _gemm_kernel(work, a, b, blocks, job):
+    """Run the product on len(work) workers, one per row of packing buffers (`_worker`)."""
+    for w in prange(work.shape[0]):
+        _worker(w, work.shape[0], work[w], a, b, blocks, job)
+
+
+@njit(cache=True)
+def _gemm_serial(work, a, b, blocks, job):
+    """Run the product on the calling thread alone: no thread pool is woken or resized (3 µs a call)."""
+    # arrays that count no references (`borrowed`): gemm's caller holds them for the whole call
+    _worker(0, 1, borrowed(work[0]), a, b, blocks, borrowed(job))
 
 
 def _flat(name, x, batch):
     """(base, Layout) with x[i, m, k] at base[offset + i·batch_stride + m·row_stride + k·col_stride].
 
     base is a read-only 1-D view from x's lowest to its highest element."""
-    itemsize = x.itemsize
-    if any(s % itemsize for s in x.strides):
+    itemsize, (s0, s1, s2) = x.itemsize, x.strides
+    if s0 % itemsize or s1 % itemsize or s2 % itemsize:
         raise ValueError(f"gemm: {name} {x.shape} has strides {x.strides}, not multiples of its item size")
-    strides = [s // itemsize for s in x.strides]
-    if x.flags.c_contiguous:  # the common case, and a cheap one: a flat view
+    if x.flags.c_contiguous:  # the common case, and a cheap one (a tiny product's): a flat view
         base = x.reshape(-1)
         base.flags.writeable = False
-        return base, Layout(0, strides[1], strides[2], strides[0], batch)
+        return base, Layout(0, s1 // itemsize, s2 // itemsize, s0 // itemsize, batch)
+    strides = [s // itemsize for s in x.strides]
     # the element at the lowest address has index n-1 along every axis with a negative stride
     offset = sum((n - 1) * -s for n, s in zip(x.shape, strides) if s < 0)
     lowest = x[tuple(slice(None, None, -1) if s < 0 else slice(None) for s in strides)]
@@ -450,11 +476,14 @@ def _operand(name, x, batch):
     if isinstance(x, Gathered):
         if name != "b":
             raise ValueError("gemm: only b may be a Gathered operand")
-        return x.base, Layout(0, 0, 0, 1, x.rows.shape[0]), np.empty(0, x.dtype)
+        return x.base, Layout(0, 0, 0, 1, x.rows.shape[0]), _nothing[x.dtype]
     base, layout = _flat(name, x, batch)
-    return base, layout, np.empty(0, x.dtype)
+    return base, layout, _nothing[x.dtype]
 
 
+_nothing = {np.dtype(t): np.empty(0, t) for t in (np.float32, np.float64)}  # no packed panels, no shift
+_unclamped = {np.dtype(t): (t(-np.inf), t(np.inf)) for t in (np.float32, np.float64)}  # (low, cap)
+_NOT_GATHERED = (np.empty((1, 0), np.int64),) + (np.empty(0, np.int64),) * 4  # a B without offset tables
 _blockings = {np.dtype(t): blocking(np.dtype(t).itemsize) for t in (np.float32, np.float64)}
 _in_place_rows = {np.dtype(t): in_place_rows(np.dtype(t).itemsize) for t in (np.float32, np.float64)}
 
@@ -470,10 +499,11 @@ def gemm(a, b, out, accumulate=False, bias=None, relu_cap=None):
     check_gemm_operands(np.ndarray, _stand_in(a), _stand_in(b), out)
     (ba, m, k), (bb, _, n), bo = a.shape, b.shape, out.shape[0]
     batch = max(ba, bb, bo)
+    dtype = out.dtype
     epilogue = bias is not None or relu_cap is not None
-    t = out.dtype.type
-    shift = np.zeros(m, out.dtype) if bias is None else np.ascontiguousarray(bias, dtype=out.dtype)
-    low, cap = (t(0), t(relu_cap)) if relu_cap is not None else (t(-np.inf), t(np.inf))
+    shift = _nothing[dtype] if not epilogue else (np.zeros(m, dtype) if bias is None else
+                                                  np.ascontiguousarray(bias, dtype=dtype))
+    low, cap = (dtype.type(0), dtype.type(relu_cap)) if relu_cap is not None else _unclamped[dtype]
     if m == 0 or n == 0:
         return out
     if k == 0:  # no tile runs: the epilogue on the sum of nothing (or on out when accumulating)
@@ -482,19 +512,17 @@ def gemm(a, b, out, accumulate=False, bias=None, relu_cap=None):
         if epilogue:
             np.minimum(np.maximum(out + shift[:, None], low, out=out), cap, out=out)  # NaN passes both
         return out
-    dtype = a.dtype
+    nr = tile_columns(dtype.itemsize)
     largest = _blockings[dtype]
     depths = {x.kc for x in (a, b) if isinstance(x, Packed)}
     if len(depths) > 1:
         raise ValueError(f"gemm: a and b are packed with different depth blocks {sorted(depths)}")
     kc = depths.pop() if depths else _balanced(k, largest.kc, 16)
-    nr = tile_columns(dtype.itemsize)
     # a row-major B of a short product is read in place (`in_place_rows`), never packed
     b_in_place = isinstance(b, np.ndarray) and b.strides[2] == b.itemsize and m <= _in_place_rows[dtype]
     # a shallower B block is wider: it keeps the largest one's share of L2
-    blocks = Blocking(kc, _balanced(m, largest.mc, MR), largest.kc * largest.nc // kc // nr * nr)
-    threads = numba.get_num_threads()
-    workers = 1 if 2 * batch * m * n * k < SERIAL_FLOPS else threads
+    blocks = (kc, _balanced(m, largest.mc, MR), largest.kc * largest.nc // kc // nr * nr)
+    workers = 1 if 2 * batch * m * n * k < SERIAL_FLOPS else numba.get_num_threads()
     # an operand broadcast over the products would be packed again by every task: pack it once instead,
     # unless the work is too small to wake a second thread (a separate packing call costs ~5 µs)
     if isinstance(a, np.ndarray) and ba == 1 and batch > 1 and workers > 1:
@@ -503,16 +531,12 @@ def gemm(a, b, out, accumulate=False, bias=None, relu_cap=None):
         b = _pack(b, "b", _room(dtype, "b", _padded(n, dtype.itemsize, "b") * k))
     a_base, a_layout, a_all = _operand("a", a, ba)
     b_base, b_layout, b_all = _operand("b", b, bb)
-    tables = ((b.rows, b.cols) + _runs(b.cols, tile_columns(dtype.itemsize)) if isinstance(b, Gathered) else
-              (np.empty((1, 0), np.int64),) + (np.empty(0, np.int64),) * 4)
-    work = _workspace(dtype, largest, workers)
+    tables = (b.rows, b.cols) + _runs(b.cols, nr) if isinstance(b, Gathered) else _NOT_GATHERED
     split_rows = -(-m // MR) > -(-n // nr)
     tiles = -(-m // MR) if split_rows else -(-n // nr)
     splits = min(tiles, workers // math.gcd(bo, workers))
-    numba.set_num_threads(workers)  # one worker runs on the calling thread and wakes no other
-    try:
-        _gemm_kernel(a_base, a_layout, b_base, b_layout, out, batch, k, bool(accumulate), splits, split_rows, blocks,
-                     work, a_all, b_all, *tables, b_in_place, epilogue, shift, low, cap)
-    finally:
-        numba.set_num_threads(threads)
+    job = (a_base, b_base, out, batch, k, bool(accumulate), splits, split_rows, a_all, b_all, *tables, b_in_place,
+           epilogue, shift, low, cap)
+    kernel = _gemm_serial if workers == 1 else _gemm_kernel
+    kernel(_workspace(dtype, largest, workers), tuple(a_layout), tuple(b_layout), blocks, job)
     return out
