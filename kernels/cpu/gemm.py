@@ -43,7 +43,8 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
  18: the cost of a call, for tiny products: work below SERIAL_FLOPS runs in a serial build of the kernel on
      `borrowed` arrays (no thread pool resized, no reference counts), plain tuples across the dispatcher,
      a worker's packed blocks kept for its next task. Zen 5, µs a call, old → new (numpy): float32
-     128×(10×10 @ 10×4) 36–37 → 22–24 (5.7), 32³ 16 → 8 (1.1), 8×64³ 31 → 25 (18); float64 8×64³ 44–48 → 36 (35)
+     128×(10×10 @ 10×4) 36–37 → 22–24 (5.7), 32³ 16 → 8 (1.1), 8×64³ 31 → 25 (18);
+     float64 8×64³ 44–48 → 36 (35)
 """
 import math
 import threading
