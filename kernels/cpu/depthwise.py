@@ -5,11 +5,11 @@ o = c·M + m sees input channel c only,
 
     y[n, o, oy, ox] = Σ_{i, j} w[o, i, j] · x[n, o // M, oy·sh − ph + i·dh, ox·sw − pw + j·dw]
 
-(taps outside the input read zero). As a GEMM each group would be an (M × kh·kw) @ (kh·kw × oh·ow) product of a
-handful of rows, so this kernel slides each tap along whole output rows instead: the innermost loop runs over
-ox, over the range of ox whose tap lands inside the input, which Numba vectorises. One thread owns an output
-plane (forward), an input plane (input gradient: the scatter of every tap into the plane it owns, no races)
-or an output channel's filter (weight gradient).
+(taps outside the input read zero). As a GEMM each group would be an (M × kh·kw) @ (kh·kw × oh·ow) product of
+a handful of rows, so this kernel slides each tap along whole output rows instead: the innermost loop runs
+over ox, over the range of ox whose tap lands inside the input, which LLVM vectorises at unit stride. One
+thread owns an output plane (forward), an input plane (input gradient: the scatter of every tap into the
+plane it owns, no races) or an output channel's filter (weight gradient).
 """
 import numpy as np
 from numba import njit, prange
@@ -23,8 +23,42 @@ def _inside(offset, stride, size, out):
     return lo, max(lo, hi)
 
 
+@njit(inline="always")
+def _tap_ranges(sw, pw, dw, wd, ow, kw):
+    """(lo, hi): for each tap column j, the ox in [lo[j], hi[j]) whose tap lands inside the input row."""
+    lo, hi = np.empty(kw, np.int64), np.empty(kw, np.int64)
+    for j in range(kw):
+        lo[j], hi[j] = _inside(j * dw - pw, sw, wd, ow)
+    return lo, hi
+
+
+@njit(inline="always")
+def _row_taps(y_row, x_row, taps, lo, hi, sw, dw, pw, adjoint):
+    """One row of taps between an output row and the input row it reads:
+    y_row[ox] += taps[j] · x_row[ox·sw − pw + j·dw] for each j and ox in [lo[j], hi[j]); with `adjoint`, the
+    transpose, x_row[ox·sw − pw + j·dw] += taps[j] · y_row[ox] (the input gradient)."""
+    for j in range(taps.size):
+        tap, shift = taps[j], j * dw - pw
+        if sw == 1:  # contiguous slices of both rows: a loop LLVM vectorises
+            ys, xs = y_row[lo[j]:hi[j]], x_row[lo[j] + shift:hi[j] + shift]
+            if adjoint:
+                for q in range(ys.size):
+                    xs[q] += tap * ys[q]
+            else:
+                for q in range(ys.size):
+                    ys[q] += tap * xs[q]
+        elif adjoint:
+            for ox in range(lo[j], hi[j]):
+                x_row[ox * sw + shift] += tap * y_row[ox]
+        else:
+            for ox in range(lo[j], hi[j]):
+                y_row[ox] += tap * x_row[ox * sw + shift]
+
+
 @njit(parallel=True, cache=True)
 def _forward(x, w, sh, sw, ph, pw, dh, dw, y):
+    # row by row, every tap of a row before the next: the output row stays in L1 (whole planes tap by tap,
+    # the loops before, were 1.5–4.9× slower on the benchmark's MobileNet shapes)
     n_images, channels, h, wd = x.shape
     out_channels, _, kh, kw = w.shape
     oh, ow = y.shape[2], y.shape[3]
@@ -32,16 +66,13 @@ def _forward(x, w, sh, sw, ph, pw, dh, dw, y):
     for plane in prange(n_images * out_channels):
         n, o = plane // out_channels, plane % out_channels
         c = o // multiplier
+        lo, hi = _tap_ranges(sw, pw, dw, wd, ow, kw)
         y[n, o] = 0
-        for i in range(kh):
-            oy0, oy1 = _inside(i * dh - ph, sh, h, oh)
-            for j in range(kw):
-                tap = w[o, 0, i, j]
-                ox0, ox1 = _inside(j * dw - pw, sw, wd, ow)
-                for oy in range(oy0, oy1):
-                    iy = oy * sh - ph + i * dh
-                    for ox in range(ox0, ox1):
-                        y[n, o, oy, ox] += tap * x[n, c, iy, ox * sw - pw + j * dw]
+        for oy in range(oh):
+            for i in range(kh):
+                iy = oy * sh - ph + i * dh
+                if 0 <= iy < h:
+                    _row_taps(y[n, o, oy], x[n, c, iy], w[o, 0, i], lo, hi, sw, dw, pw, False)
 
 
 @njit(parallel=True, cache=True)
@@ -54,17 +85,14 @@ def _backward_input(gy, w, sh, sw, ph, pw, dh, dw, gx):
     multiplier = out_channels // channels
     for plane in prange(n_images * channels):
         n, c = plane // channels, plane % channels
+        lo, hi = _tap_ranges(sw, pw, dw, wd, ow, kw)
         gx[n, c] = 0
         for o in range(c * multiplier, (c + 1) * multiplier):
-            for i in range(kh):
-                oy0, oy1 = _inside(i * dh - ph, sh, h, oh)
-                for j in range(kw):
-                    tap = w[o, 0, i, j]
-                    ox0, ox1 = _inside(j * dw - pw, sw, wd, ow)
-                    for oy in range(oy0, oy1):
-                        iy = oy * sh - ph + i * dh
-                        for ox in range(ox0, ox1):
-                            gx[n, c, iy, ox * sw - pw + j * dw] += tap * gy[n, o, oy, ox]
+            for oy in range(oh):
+                for i in range(kh):
+                    iy = oy * sh - ph + i * dh
+                    if 0 <= iy < h:
+                        _row_taps(gy[n, o, oy], gx[n, c, iy], w[o, 0, i], lo, hi, sw, dw, pw, True)
 
 
 @njit(parallel=True, cache=True)
