@@ -5,6 +5,7 @@ Two lowerings share the core. Where a tile fits (`direct.forward_tiles`, `input_
 `direct.py`: the implicit GEMM yᵀ (pixels × oC) = windows (pixels × taps) @ Wᵀ, whose micro-kernel
 (`gemm_ir.window_tile`) broadcasts the window elements where they lie in x, so nothing is gathered or
 packed but the weights. The stride-1 input gradient is that same forward on dy with the flipped weights.
+A map no larger than its window (`toeplitz.py`) is a dense layer, one GEMM on its Toeplitz matrix.
 Everything else (grouped and column-strided convolutions, and few taps) lowers onto
 the GEMM core over gathered windows, below.
 
@@ -36,7 +37,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import direct
+from . import direct, toeplitz
 from .activation import relu
 from .gemm import gemm, pack
 from .windows import col2im, windows
@@ -65,6 +66,8 @@ def conv2d(x, weight, g, groups, bias=None, relu_cap=None):
     fused into the GEMM's write-back for one group, whose rows of W span every output channel."""
     x, out_channels, length = np.ascontiguousarray(x), weight.shape[0], g.oh * g.ow
     w3 = weight.reshape(groups, out_channels // groups, -1)
+    if toeplitz.fits(g, groups):
+        return toeplitz.conv2d(x, weight, g, bias, relu_cap)
     fused = groups == 1
     epilogue = {"bias": bias if fused else None, "relu_cap": relu_cap if fused else None}
     shape = direct.forward_tiles(g, groups, out_channels, x.itemsize)
@@ -88,6 +91,8 @@ def conv2d_backward_input(gy, weight, g, groups):
     """The input gradient (N, C, H, W): dcols[g] = W[g]ᵀ @ dY[g] (images side by side), then col2im — for 1×1
     a GEMM per image straight into dx."""
     length, gy = g.oh * g.ow, np.ascontiguousarray(gy).reshape(g.n, -1, g.oh * g.ow)
+    if toeplitz.fits(g, groups):
+        return toeplitz.conv2d_backward_input(gy, weight, g)
     w3 = weight.reshape(groups, weight.shape[0] // groups, -1)
     shape = direct.input_gradient_tiles(g, groups, weight.shape[0], gy.itemsize)
     if shape:  # dx = dy padded by d(k − 1) − p, convolved with W flipped and its channel axes swapped
@@ -111,6 +116,8 @@ def conv2d_backward_weight(x, gy, g, groups):
     GEMM's K and colsᵀ gathered from x — for 1×1 the core's batch-reduce over images of x viewed in place."""
     x, out_channels, length = np.ascontiguousarray(x), gy.shape[1], g.oh * g.ow
     gy = np.ascontiguousarray(gy).reshape(g.n, out_channels, length)
+    if toeplitz.fits(g, groups):
+        return toeplitz.conv2d_backward_weight(x, gy, g)
     if direct.weight_gradient_fits(g, groups):
         return direct.weight_gradient_direct(x, gy, g)
     gw = np.empty((groups, out_channels // groups, g.c // groups * g.kh * g.kw), dtype=gy.dtype)
