@@ -14,6 +14,7 @@ depth is not limited by Python's recursion limit.
 import contextlib
 import heapq
 import itertools
+import sys
 import weakref
 
 _grad_enabled = True
@@ -120,6 +121,16 @@ class Function:
         self.released = True
 
 
+def _owned(g):
+    """Whether `g`, held once by the caller, is the only way to its memory: an array that owns its data, that
+    no view, list or other object refers to. A leaf may then keep it as its .grad instead of a copy (PyTorch's
+    AccumulateGrad steals such a gradient too): a pooling or ReLU backward's input-sized gradient is not
+    copied once more. Without reference counts (not CPython) nothing counts as owned."""
+    if not hasattr(sys, "getrefcount") or getattr(g, "base", True) is not None:
+        return False
+    return bool(getattr(g.flags, "writeable", False)) and sys.getrefcount(g) <= 3  # caller, argument, getrefcount
+
+
 def backward(root, grad, retain_graph=False):
     """Accumulate d(root)/d(leaf) into `.grad` of every leaf that requires grad; free the graph unless
     `retain_graph`."""
@@ -155,13 +166,14 @@ def backward(root, grad, retain_graph=False):
             gys.append(g if g is not None else (fn.backend.xp.zeros_like(y.data) if y is not None else None))
         with no_grad():
             gxs = fn.backward(*gys)
-        if not isinstance(gxs, tuple):
-            gxs = (gxs,)
-        for x, gx, wanted in zip(fn.inputs, gxs, fn.needs_grad):
+        gxs = list(gxs) if isinstance(gxs, tuple) else [gxs]
+        for i, (x, wanted) in enumerate(zip(fn.inputs, fn.needs_grad)):
+            gx, gxs[i] = gxs[i], None  # from here on this frame holds gx once, in `gx`
             if not wanted or gx is None:
                 continue
             if x.creator is None:
-                x._accumulate(gx)
+                owned = _owned(gx)  # its own statement: no other reference to gx is pending in this frame
+                x._accumulate(gx, owned)
             else:
                 grads[id(x)] = gx if id(x) not in grads else grads[id(x)] + gx
                 keep[id(x)] = x

@@ -325,10 +325,12 @@ class Tensor(Movable):
                 raise ValueError(f"gradient has shape {tuple(gradient.shape)}, tensor has shape {self.shape}")
         autograd.backward(self, gradient, retain_graph=bool(retain_graph))
 
-    def _accumulate(self, g):
+    def _accumulate(self, g, owned=False):
+        """Add g to .grad; a first g is copied unless `owned` (nothing else refers to it, `autograd._owned`):
+        backward may hand the same array to several leaves, or a view of the caller's gradient."""
         asarray = self.backend.xp.asarray  # numpy arithmetic on 0-d arrays gives scalars; a grad stays an array
-        if self.grad is None:  # a copy: backward may hand the same array to several leaves
-            self.grad = Tensor(asarray(g).copy(), self.backend)
+        if self.grad is None:
+            self.grad = Tensor(asarray(g) if owned else asarray(g).copy(), self.backend)
         else:
             self.grad.data = asarray(self.grad.data + g)
 

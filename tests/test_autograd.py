@@ -185,3 +185,65 @@ def test_a_training_loop_keeps_its_memory_flat(device):
     finally:
         tracemalloc.stop()
     assert late - early < 32 * 1024, f"memory grew by {late - early} bytes over 60 steps"
+
+
+class _Returns(ninx.autograd.Function):
+    """y = x·1 whose backward hands out `make(gy)` for each input, remembering (weakly) what it handed out."""
+
+    def __init__(self, make, handed):
+        self.make, self.handed = make, handed
+
+    def forward(self, *xs):
+        return xs[0].copy()
+
+    def backward(self, gy):
+        grads = self.make(self, gy)
+        for g in grads:
+            self.handed.append(weakref.ref(g))
+        return grads
+
+
+def _backward_through(make, inputs, gradient, retain_graph=False):
+    """(the output, the arrays its backward handed out, or None where they are gone)."""
+    handed = []
+    y = _Returns.apply(*inputs, make=make, handed=handed)
+    y.backward(gradient, retain_graph=retain_graph)
+    return y, [ref() for ref in handed]
+
+
+def test_a_leaf_keeps_a_fresh_gradient_that_nothing_else_refers_to(device):
+    """As PyTorch's AccumulateGrad steals it: an input-sized gradient (a pooling's, a ReLU's) is not copied."""
+    x = leaf([1.0, 2.0, 3.0], device)
+    _, (handed,) = _backward_through(lambda fn, gy: (gy * 2,), [x], ninx.tensor([1.0, 1.0, 1.0], device=device))
+    assert handed is x.grad.data
+
+
+def _and_a_view_of_it(fn, gy):
+    g = gy * 2
+    return g, g[::1]
+
+
+def _kept(fn, gy):
+    fn.kept = gy * 2
+    return (fn.kept,)
+
+
+def test_a_leaf_copies_a_gradient_that_anything_else_refers_to(device):
+    """The caller's gradient, a view of it, one array handed to two leaves (the second may keep it, once the
+    first has its copy), a view of another, or one the op keeps in a retained graph: each leaf's grad is its
+    own memory, so changing it in place (an optimizer, clipping) changes nothing else."""
+    xp = np if device == "cpu" else __import__("cupy")
+    given = ninx.tensor([1.0, 1.0, 1.0], device=device)
+    a, b = leaf([1.0, 2.0, 3.0], device), leaf([4.0, 5.0, 6.0], device)
+    cases = [([a], lambda fn, gy: (gy,)), ([a], lambda fn, gy: (gy.reshape(3),)), ([a], _kept),
+             ([a, b], lambda fn, gy: ((gy * 2,) * 2)), ([a, b], _and_a_view_of_it)]
+    for inputs, make in cases:
+        a.grad = b.grad = None
+        y, handed = _backward_through(make, inputs, given, retain_graph=True)
+        grads = [x.grad.data for x in inputs]
+        for g in grads:
+            assert not xp.shares_memory(g, given.data)
+        if make is _kept:
+            assert not xp.shares_memory(grads[0], y.creator.kept)
+        if len(grads) == 2:
+            assert not xp.shares_memory(grads[0], grads[1])

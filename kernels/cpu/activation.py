@@ -65,7 +65,7 @@ def relu_backward(x, gy, cap=np.inf):
     x, gy = np.ascontiguousarray(x), np.ascontiguousarray(gy)
     gx = np.empty_like(gy)
     _clamp_backward(x.reshape(-1), gy.reshape(-1), _upper(cap, x.dtype), gx.reshape(-1))
-    return gx.reshape(shape)
+    return gx if gx.shape == shape else gx.reshape(shape)  # itself where it can: a leaf may keep it as its grad
 
 
 def relu_backward_bias(x, gy, cap=np.inf):

@@ -128,11 +128,11 @@ def max_pool2d(x, g):
 def max_pool2d_backward(gy, argmax, g):
     """Each output gradient goes to the input position its window took the maximum from."""
     n, c, h, w = g.input_shape
-    gx = np.empty((n * c, h * w), dtype=gy.dtype)
+    gx = np.empty(g.input_shape, dtype=gy.dtype)  # returned itself, not a view: a leaf may keep it as its grad
     pooled = g.oh * g.ow  # explicit, not -1: an empty batch has no size to infer
     _max_pool_backward(np.ascontiguousarray(gy).reshape(n * c, pooled),
-                       np.ascontiguousarray(argmax).reshape(n * c, pooled), gx)
-    return gx.reshape(g.input_shape)
+                       np.ascontiguousarray(argmax).reshape(n * c, pooled), gx.reshape(n * c, h * w))
+    return gx
 
 
 def avg_pool2d(x, g, count_include_pad=True, divisor_override=0):
