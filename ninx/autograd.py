@@ -17,6 +17,8 @@ import itertools
 import sys
 import weakref
 
+from . import tensor  # each other's: tensor.py imports this module first, and apply reads tensor's names
+
 _grad_enabled = True
 
 
@@ -64,15 +66,17 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **params):
         """Run the op on Tensors and, when any input requires grad, record it in the graph."""
-        from .tensor import FLOAT_DTYPES, Tensor, common_backend
+        Tensor = tensor.Tensor
         fn = cls(**params)
         tensors = [x for x in inputs if isinstance(x, Tensor)]
-        fn.backend = common_backend(tensors)
+        fn.backend = backend = tensor.common_backend(tensors)
         raw = fn.forward(*[x.data if isinstance(x, Tensor) else x for x in inputs])
         # reductions to a scalar give numpy scalars: asarray keeps every Tensor's data an array
-        outputs = tuple(Tensor(fn.backend.xp.asarray(y), fn.backend)
-                        for y in (raw if isinstance(raw, tuple) else (raw,)))
+        asarray = backend.xp.asarray
+        outputs = (tuple(Tensor(asarray(y), backend) for y in raw) if isinstance(raw, tuple) else
+                   (Tensor(asarray(raw), backend),))
         if _grad_enabled and any(x.requires_grad for x in tensors):
+            FLOAT_DTYPES = tensor.FLOAT_DTYPES
             fn.inputs = inputs
             fn.input_versions = tuple(x._version for x in tensors)
             fn.needs_grad = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)

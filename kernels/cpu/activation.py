@@ -12,11 +12,20 @@ import numpy as np
 from numba import njit, prange
 
 
+SERIAL_ELEMENTS = 1 << 15  # fewer than this run on the calling thread: waking the others costs more (a
+# parallel launch alone is 1.1 µs; ReLU of 5120 float32, the small NiN's last, 1.8 → 0.7 µs on the Zen 5)
+
+
 @njit(parallel=True, cache=True)
 def _clamp(x, cap, y):
-    for i in prange(x.size):
-        v = x[i]
-        y[i] = 0 if v <= 0 else (cap if v > cap else v)  # NaN stays NaN
+    if x.size < SERIAL_ELEMENTS:
+        for i in range(x.size):
+            v = x[i]
+            y[i] = 0 if v <= 0 else (cap if v > cap else v)
+    else:
+        for i in prange(x.size):
+            v = x[i]
+            y[i] = 0 if v <= 0 else (cap if v > cap else v)  # NaN stays NaN
 
 
 @njit(inline="always")
@@ -28,8 +37,12 @@ def _passed(v, g, upper):
 
 @njit(parallel=True, cache=True)
 def _clamp_backward(x, gy, upper, gx):
-    for i in prange(x.size):
-        gx[i] = _passed(x[i], gy[i], upper)
+    if x.size < SERIAL_ELEMENTS:
+        for i in range(x.size):
+            gx[i] = _passed(x[i], gy[i], upper)
+    else:
+        for i in prange(x.size):
+            gx[i] = _passed(x[i], gy[i], upper)
 
 
 @njit(parallel=True, cache=True, fastmath={"reassoc"})
