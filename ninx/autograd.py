@@ -69,8 +69,9 @@ class Function:
         Tensor = tensor.Tensor
         fn = cls(**params)
         tensors = [x for x in inputs if isinstance(x, Tensor)]
-        fn.backend = backend = tensor.common_backend(tensors)
+        fn.backend = tensor.common_backend(tensors)
         raw = fn.forward(*[x.data if isinstance(x, Tensor) else x for x in inputs])
+        backend = fn.backend  # read after forward: ToDevice sets its target there
         # reductions to a scalar give numpy scalars: asarray keeps every Tensor's data an array
         asarray = backend.xp.asarray
         outputs = (tuple(Tensor(asarray(y), backend) for y in raw) if isinstance(raw, tuple) else
