@@ -15,6 +15,26 @@ def normalize_dims(dim, ndim, op="reduction"):
     return tuple(sorted(dims)) if ndim else ()
 
 
+ROW_SUM_MOST = 4096  # the longest rows summed as a matrix-vector product (see `axis_sum`)
+
+
+def axis_sum(x, dims, keepdims, xp):
+    """x summed over `dims`. Where they are the trailing axes of a C-contiguous float x, a matrix-vector
+    product with ones: numpy's reduction pays about 10 ns a row and does not vectorise short rows (global
+    average pooling of 128×1280×7×7 float32 3.3 → 0.9 ms, of 128×10×2×2 19 → 2.3 µs). Rows of at most
+    ROW_SUM_MOST elements only: a BLAS sum runs along each vector lane in order, where numpy sums pairwise,
+    and its rounding grows with the row's length."""
+    length = 1
+    for d in dims:
+        length *= x.shape[d]
+    kept = x.ndim - len(dims)
+    if (dims and dims == tuple(range(kept, x.ndim)) and 0 < length <= ROW_SUM_MOST and x.size
+            and x.dtype.kind == "f" and x.dtype.itemsize >= 4 and x.flags.c_contiguous):
+        rows = x.reshape(-1, length) @ xp.ones(length, x.dtype)
+        return rows.reshape(x.shape[:kept] + ((1,) * len(dims) if keepdims else ()))
+    return x.sum(axis=dims, keepdims=keepdims)
+
+
 def expand_reduced(g, x_shape, dims):
     """Reinsert the reduced axes of `g` as size 1, so it broadcasts against the input."""
     shape = [1 if i in dims else n for i, n in enumerate(x_shape)]
@@ -27,7 +47,7 @@ class Sum(Function):
 
     def forward(self, x):
         self.x_shape = x.shape
-        return x.sum(axis=self.dims, keepdims=self.keepdim)
+        return axis_sum(x, self.dims, self.keepdim, self.backend.xp)
 
     def backward(self, gy):
         xp = self.backend.xp
@@ -43,7 +63,7 @@ class Mean(Function):
     def forward(self, x):
         self.x_shape = x.shape
         count = self.count()
-        total = x.sum(axis=self.dims, keepdims=self.keepdim)
+        total = axis_sum(x, self.dims, self.keepdim, self.backend.xp)
         return total / x.dtype.type(count) if count else total + x.dtype.type("nan")
 
     def count(self):
