@@ -130,7 +130,8 @@ def _owned(g):
     """Whether `g`, held once by the caller, is the only way to its memory: an array that owns its data, that
     no view, list or other object refers to. A leaf may then keep it as its .grad instead of a copy (PyTorch's
     AccumulateGrad steals such a gradient too): a pooling or ReLU backward's input-sized gradient is not
-    copied once more. Without reference counts (not CPython) nothing counts as owned."""
+    copied once more. Without reference counts (not CPython), or without a writeable flag to read (cupy's
+    arrays), nothing counts as owned."""
     if not hasattr(sys, "getrefcount") or getattr(g, "base", True) is not None:
         return False
     return bool(getattr(g.flags, "writeable", False)) and sys.getrefcount(g) <= 3  # caller, argument, getrefcount

@@ -16,16 +16,19 @@ SERIAL_ELEMENTS = 1 << 15  # fewer than this run on the calling thread: waking t
 # parallel launch alone is 1.1 µs; ReLU of 5120 float32, the small NiN's last, 1.8 → 0.7 µs on the Zen 5)
 
 
+@njit(inline="always")
+def _clamped(v, cap):
+    return 0 if v <= 0 else (cap if v > cap else v)  # NaN stays NaN
+
+
 @njit(parallel=True, cache=True)
 def _clamp(x, cap, y):
     if x.size < SERIAL_ELEMENTS:
         for i in range(x.size):
-            v = x[i]
-            y[i] = 0 if v <= 0 else (cap if v > cap else v)
+            y[i] = _clamped(x[i], cap)
     else:
         for i in prange(x.size):
-            v = x[i]
-            y[i] = 0 if v <= 0 else (cap if v > cap else v)  # NaN stays NaN
+            y[i] = _clamped(x[i], cap)
 
 
 @njit(inline="always")

@@ -65,9 +65,9 @@ def conv2d(x, weight, g, groups, bias=None, relu_cap=None):
     """y (N, oC, oh, ow) = conv(x, weight) (+ bias[o]), then ReLU (relu_cap=inf) or ReLU6 (6) when given —
     fused into the GEMM's write-back for one group, whose rows of W span every output channel."""
     x, out_channels, length = np.ascontiguousarray(x), weight.shape[0], g.oh * g.ow
-    w3 = weight.reshape(groups, out_channels // groups, -1)
     if toeplitz.fits(g, groups):
         return toeplitz.conv2d(x, weight, g, bias, relu_cap)
+    w3 = weight.reshape(groups, out_channels // groups, -1)
     fused = groups == 1
     epilogue = {"bias": bias if fused else None, "relu_cap": relu_cap if fused else None}
     shape = direct.forward_tiles(g, groups, out_channels, x.itemsize)

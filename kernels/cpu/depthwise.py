@@ -18,22 +18,17 @@ from numba import njit, prange
 
 
 @njit(inline="always")
-def _into_frame(plane, frame, wp, top, left, step_y, step_x):
-    """plane (H × W) into the flat frame whose rows are wp apart: element (iy, ix) at row iy·step_y + top,
-    column ix·step_x + left (element by element: slice copies of 7-wide rows cost 1.5× more)."""
+def _frame_copy(plane, frame, wp, top, left, step_y, step_x, into):
+    """plane (H × W) into the flat frame whose rows are wp apart (`into`), or back out of it: element
+    (iy, ix) at row iy·step_y + top, column ix·step_x + left (element by element: slice copies of 7-wide
+    rows cost 1.5× more)."""
     for iy in range(plane.shape[0]):
         start = (iy * step_y + top) * wp + left
         for ix in range(plane.shape[1]):
-            frame[start + ix * step_x] = plane[iy, ix]
-
-
-@njit(inline="always")
-def _from_frame(frame, wp, top, left, step_y, step_x, plane):
-    """plane (H × W) read back from the frame (`_into_frame`'s inverse)."""
-    for iy in range(plane.shape[0]):
-        start = (iy * step_y + top) * wp + left
-        for ix in range(plane.shape[1]):
-            plane[iy, ix] = frame[start + ix * step_x]
+            if into:
+                frame[start + ix * step_x] = plane[iy, ix]
+            else:
+                plane[iy, ix] = frame[start + ix * step_x]
 
 
 @njit(inline="always")
@@ -74,9 +69,9 @@ def _forward(x, w, sh, sw, ph, pw, dh, dw, y):
     for plane in prange(n_images * out_channels):
         n, o = plane // out_channels, plane % out_channels
         padded, frame, wp = _frames(x, y.shape[2], sh, ph, pw, dh, kw, dw)
-        _into_frame(x[n, o // multiplier], padded, wp, ph, pw, 1, 1)
+        _frame_copy(x[n, o // multiplier], padded, wp, ph, pw, 1, 1, True)
         _frame_taps(frame, padded, w[o, 0], wp, dh, dw, False)
-        _from_frame(frame, wp, 0, 0, sh, sw, y[n, o])
+        _frame_copy(y[n, o], frame, wp, 0, 0, sh, sw, False)
 
 
 @njit(parallel=True, cache=True)
@@ -91,9 +86,9 @@ def _backward_input(gy, w, sh, sw, ph, pw, dh, dw, gx):
         n, c = plane // channels, plane % channels
         padded, frame, wp = _frames(gx, gy.shape[2], sh, ph, pw, dh, kw, dw)
         for o in range(c * multiplier, (c + 1) * multiplier):
-            _into_frame(gy[n, o], frame, wp, 0, 0, sh, sw)
+            _frame_copy(gy[n, o], frame, wp, 0, 0, sh, sw, True)
             _frame_taps(frame, padded, w[o, 0], wp, dh, dw, True)
-        _from_frame(padded, wp, ph, pw, 1, 1, gx[n, c])
+        _frame_copy(gx[n, c], padded, wp, ph, pw, 1, 1, False)
 
 
 @njit(parallel=True, cache=True, fastmath={"reassoc"})
@@ -110,8 +105,8 @@ def _backward_weight(x, gy, sh, sw, ph, pw, dh, dw, gw):
         padded, frame, wp = _frames(x, gy.shape[2], sh, ph, pw, dh, kw, dw)
         totals = np.zeros((kh, kw), gw.dtype)
         for n in range(n_images):
-            _into_frame(x[n, o // multiplier], padded, wp, ph, pw, 1, 1)
-            _into_frame(gy[n, o], frame, wp, 0, 0, sh, sw)
+            _frame_copy(x[n, o // multiplier], padded, wp, ph, pw, 1, 1, True)
+            _frame_copy(gy[n, o], frame, wp, 0, 0, sh, sw, True)
             for i in range(kh):
                 for j in range(kw):
                     window = padded[i * dh * wp + j * dw:]
