@@ -3,7 +3,10 @@
 Sizes at the edges of the register tile are those of the target this process compiles for
 (tests/test_targets.py runs this file again for other targets); tests that span several cache blocks
 shrink the blocks to a few tiles (`use_small_blocks`) rather than grow the operands to the host's caches."""
+import ctypes
 import importlib
+import mmap
+import sys
 
 import numba
 import numpy as np
@@ -254,6 +257,38 @@ def test_columns_past_the_b_block():
     a = strided_view(rng, 1, 5, 3, np.float32, "contiguous")
     b = strided_view(rng, 1, 3, n, np.float32, "sliced")
     check(a, b, rng.uniform(-1, 1, (1, 5, n)).astype(np.float32), True)
+
+
+def _ending_at_a_guard_page(shape, dtype):
+    """A C-contiguous array whose last element ends a readable page followed by an unreadable one (and the
+    mapping, to keep alive): any read past the array's end faults."""
+    page = mmap.PAGESIZE
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    pages = -(-size // page)
+    region = mmap.mmap(-1, (pages + 1) * page)
+    start = ctypes.addressof(ctypes.c_char.from_buffer(region))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    assert libc.mprotect(start + pages * page, page, 0) == 0, "mprotect(PROT_NONE) failed"  # the guard page
+    array = np.frombuffer(region, dtype, count=size // np.dtype(dtype).itemsize,
+                          offset=pages * page - size).reshape(shape)
+    return array, region
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="maps a guard page with Linux's mprotect")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_narrow_b_read_in_place_reads_nothing_past_its_end(dtype):
+    # a tiny product's B (fewer columns than a vector) is read where it lies: the lanes past its columns
+    # are masked off, so reading the last row touches no memory after the array
+    rng = np.random.default_rng(7)
+    width = VECTOR_BYTES // np.dtype(dtype).itemsize
+    for n in (1, width // 2 + 1, width - 1):
+        b, region = _ending_at_a_guard_page((6, 5, n), dtype)
+        b[...] = rng.uniform(-1, 1, b.shape)
+        a = strided_view(rng, 1, 3, 5, dtype, "contiguous")
+        check(a, b, np.empty((6, 3, n), dtype), False)
+        del b
+        region.close()
 
 
 @pytest.mark.parametrize("threads", [1, 2])

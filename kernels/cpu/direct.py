@@ -26,7 +26,7 @@ weight gradient 66–70 → 48–53; the training step 1.00 → 0.85–0.88 of i
 import numpy as np
 from numba import njit, prange
 
-from .gemm_ir import MASK_REGISTERS, TARGET, VECTOR_BYTES, transpose_into, window_tile
+from .gemm_ir import MASK_REGISTERS, TARGET, VECTOR_BYTES, lanes, transpose_into, window_tile
 from .windows import padded, tap_offsets
 
 # NR vectors of output channels and R × KW pixels: the accumulators take all registers but the NR weight
@@ -128,7 +128,7 @@ def _forward(x, taps, panels, y, bias, low, cap, image_stride, row_stride, shape
     n_images, out_channels, oh, ow = y.shape
     blocks, depth, nrc = panels.shape
     rows, cols = SHAPES[shape]
-    width = VECTOR_BYTES // y.itemsize
+    width = lanes(y)
     row_groups, col_tiles = (oh + rows - 1) // rows, (ow + cols - 1) // cols
     flat, out = panels.reshape(-1), y.reshape(-1)
     for task in prange(n_images * row_groups * col_tiles):
@@ -204,11 +204,11 @@ def _weight_gradient(x, pixels, gy, chunk, gwt, kh, kw, channel_stride, row_stri
     taps, padded_out = gwt.shape
     channels = taps // (kh * kw)
     rows = R3 if kw == 3 else (R5 if kw == 5 else R7)
-    nrc = GRADIENT_VECTORS * VECTOR_BYTES // gwt.itemsize
+    nrc = GRADIENT_VECTORS * lanes(gwt)
     blocks, groups = padded_out // nrc, (channels + rows - 1) // rows
     per_chunk = chunk.shape[0] // length
     table = np.empty(chunk.shape[0], np.int64)
-    width = VECTOR_BYTES // gwt.itemsize
+    width = lanes(gwt)
     flat_gy, flat_chunk = gy.reshape(-1), chunk.reshape(-1)
     for n0 in range(0, n_images, per_chunk):
         images = min(per_chunk, n_images - n0)

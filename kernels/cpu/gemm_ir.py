@@ -18,7 +18,7 @@ editing this file, delete kernels/cpu/__pycache__ so that the kernel is compiled
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils, errors
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from ..target import current
 
@@ -38,6 +38,18 @@ MR, NR_VECTORS = register_tile(TARGET)  # rows, and columns in vectors, of the r
 # AVX2's vmaskmov is slow on AMD (packing a 1024² B for the haswell target on Zen 4: 0.95 -> 0.79 ms, the
 # NiN's 1x1 192@13² B 10.1 -> 3.6 ms; on AVX-512 the test for whole vectors cost 15-25%)
 MASK_REGISTERS = VECTOR_BYTES >= 64
+
+
+def lanes(array):
+    """Elements of array's dtype in one target vector, in jitted code a compile-time constant (an array's
+    itemsize is read at run time there, and dividing by it cost tiny products a division at each use)."""
+    return VECTOR_BYTES // array.itemsize
+
+
+@overload(lanes, inline="always")
+def _lanes(array):
+    count = VECTOR_BYTES // (array.dtype.bitwidth // 8)
+    return lambda array: count
 
 
 def tile_columns(itemsize):
@@ -74,9 +86,9 @@ def _whole(builder, count, first, lanes):
     return builder.icmp_signed(">=", builder.sub(count, first), ir.Constant(count.type, lanes))
 
 
-def _either(builder, condition, then, otherwise):
-    """then() where condition holds, else otherwise(): each builds its value in a branch of its own; the
-    value that was built."""
+def _either_values(builder, condition, then, otherwise):
+    """then() where condition holds, else otherwise(): each builds a list of values in a branch of its own;
+    the values that were built."""
     with builder.if_else(condition) as (yes, no):
         with yes:
             first = then()
@@ -84,10 +96,18 @@ def _either(builder, condition, then, otherwise):
         with no:
             second = otherwise()
             from_no = builder.block
-    value = builder.phi(first.type)
-    value.add_incoming(first, from_yes)
-    value.add_incoming(second, from_no)
-    return value
+    values = []
+    for a, b in zip(first, second):
+        values.append(builder.phi(a.type))
+        values[-1].add_incoming(a, from_yes)
+        values[-1].add_incoming(b, from_no)
+    return values
+
+
+def _either(builder, condition, then, otherwise):
+    """then() where condition holds, else otherwise(): each builds its value in a branch of its own; the
+    value that was built."""
+    return _either_values(builder, condition, lambda: [then()], lambda: [otherwise()])[0]
 
 
 def _lane_pointers(builder, pointer, offsets, elem, size):
@@ -182,25 +202,32 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
                     address = builder.bitcast(builder.gep(row, [const(at)]), ir.PointerType(ir.IntType(8)))
                     builder.call(prefetch, [address, ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)])
 
-        # the k loop: acc[i·used + v] += a[k, i] · b[k, v·width : (v+1)·width]
-        def k_step(k, acc):
-            b_row = builder.gep(b_ptr, [builder.mul(k, ldb)])
-            b_vecs = [builder.load(builder.gep(b_row, [const(v * width)]), typ=vec, align=size)
-                      for v in range(used)]
-            a_col = builder.gep(a_ptr, [builder.mul(k, const(MR))])
-            new = []
-            for i in range(MR):
-                a_i = splat(builder.load(builder.gep(a_col, [const(i)]), typ=elem))
-                new += [builder.call(fmuladd, [a_i, b_vecs[v], acc[i * used + v]]) for v in range(used)]
-            return new
-
-        sums = _counted_loop(builder, kc, [zero] * (MR * used), k_step, "tile_k")
-
-        # write back rows i < rows; lanes past cols are masked off, old values read only if accumulating
+        # lanes j < cols of each of the tile's vectors: those written back, and those of a B read in place
         lane = ir.Constant(ir.VectorType(i64, width), list(range(width)))
         masks = [builder.icmp_signed("<", lane, splat(builder.sub(cols, const(v * width))))
                  for v in range(used)]
-        keep = splat(builder.icmp_unsigned("!=", accumulate, ir.Constant(accumulate.type, 0)))
+
+        # the k loop: acc[i·used + v] += a[k, i] · b[k, v·width : (v+1)·width]
+        def k_loop(masked):
+            def k_step(k, acc):
+                b_row = builder.gep(b_ptr, [builder.mul(k, ldb)])
+                b_vecs = [builder.call(masked_load, [builder.gep(b_row, [const(v * width)]), align, masks[v], zero])
+                          if masked else builder.load(builder.gep(b_row, [const(v * width)]), typ=vec, align=size)
+                          for v in range(used)]
+                a_col = builder.gep(a_ptr, [builder.mul(k, const(MR))])
+                new = []
+                for i in range(MR):
+                    a_i = splat(builder.load(builder.gep(a_col, [const(i)]), typ=elem))
+                    new += [builder.call(fmuladd, [a_i, b_vecs[v], acc[i * used + v]]) for v in range(used)]
+                return new
+            return _counted_loop(builder, kc, [zero] * (MR * used), k_step, "tile_k")
+
+        # a B read in place past its last column (a tiny product's, narrower than the tile) loads only its
+        # columns: the lanes past them lie beyond B's row, perhaps beyond its memory
+        partial = builder.and_(in_place, builder.icmp_signed("<", cols, const(used * width)))
+        sums = _either_values(builder, partial, lambda: k_loop(True), lambda: k_loop(False))
+
+        # write back rows i < rows; lanes past cols are masked off, old values read only if accumulating
         c_ptr = builder.gep(data(8, c_arr), [c_start])
         final = builder.icmp_unsigned("!=", finish, ir.Constant(finish.type, 0))
         shift_ptr = builder.gep(data(15, shift_arr), [shift_start])
@@ -234,14 +261,21 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
                                 with builder.if_then(builder.not_(adding)):
                                     builder.store(finished(total, i, epilogue), dst, align=size)
                 with masked:
-                    for i in range(MR):
-                        with builder.if_then(builder.icmp_signed("<", const(i), rows)):
-                            row = builder.gep(c_ptr, [builder.mul(const(i), ldc)])
-                            for v in range(used):
-                                dst = builder.gep(row, [const(v * width)])
-                                old = builder.call(masked_load, [dst, align, builder.and_(masks[v], keep), zero])
-                                builder.call(masked_store, [finished(builder.fadd(old, sums[i * used + v]), i,
-                                                                     epilogue), dst, align, masks[v]])
+                    # old values are loaded only when adding: a masked load overlapping the masked store of
+                    # the row before (a narrow tile's rows lie closer than a vector) waits for that store
+                    for add in (True, False):
+                        with builder.if_then(adding if add else builder.not_(adding)):
+                            for i in range(MR):
+                                with builder.if_then(builder.icmp_signed("<", const(i), rows)):
+                                    row = builder.gep(c_ptr, [builder.mul(const(i), ldc)])
+                                    for v in range(used):
+                                        dst = builder.gep(row, [const(v * width)])
+                                        total = sums[i * used + v]
+                                        if add:
+                                            total = builder.fadd(builder.call(masked_load, [dst, align, masks[v],
+                                                                                            zero]), total)
+                                        builder.call(masked_store, [finished(total, i, epilogue), dst, align,
+                                                                    masks[v]])
 
         # the finish flag is tested once a tile, not once a vector: the write-back is emitted twice (a branch
         # per stored vector cost the haswell target's short-k 1x1 tiles up to 20% with no epilogue asked for)
