@@ -1,6 +1,8 @@
 """Depthwise convolution (groups = input channels, any channel multiplier): F.conv2d routes it to the backend's
 direct depthwise kernels — never to the GEMM-lowered conv2d — and it matches the loop reference and finite
 differences over drawn strides, paddings, dilations and multipliers, float32 and float64."""
+import importlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -8,6 +10,7 @@ from hypothesis import strategies as st
 
 import ninx
 import references as ref
+from ninx.geometry import window2d
 from ninx.nn import functional as F
 from ninx.testing import gradcheck
 from strategies import as_pair, dtypes, int_or_pair, layouts, seeds, values
@@ -107,3 +110,24 @@ def test_a_mobilenet_sized_depthwise_layer_matches_the_reference(device):
                  stride=2, padding=1, groups=16)
     ref.assert_close(y.numpy(), ref.conv2d(x, w, stride=2, padding=1, groups=16), np.float32, terms=9,
                      magnitude=ref.conv2d(abs(x), abs(w), stride=2, padding=1, groups=16))
+
+
+@pytest.mark.parametrize("kernel, stride, padding, dilation", [((3, 3), 2, 1, 1), ((1, 3), 1, 2, 1),
+                                                               ((3, 2), (1, 2), (0, 1), 2)])
+def test_planes_stacked_a_few_images_at_a_time_give_the_same_convolution(monkeypatch, kernel, stride, padding,
+                                                                         dilation):
+    """The CPU kernels stack a channel's planes of several images in one frame: with room for two images, five
+    go in stacks of 2, 2 and 1 (the last leaving older planes behind it), padding wider than a tap's reach
+    included; the forward matches the loop reference and the gradients finite differences."""
+    depthwise = importlib.import_module("ninx_kernels.cpu.depthwise")
+    x_shape, w_shape = (5, 3, 7, 6), (6, 1) + kernel
+    options = dict(stride=stride, padding=padding, dilation=dilation, groups=3)
+    x, w, _ = arrays(x_shape, w_shape, 11, False)
+    g = window2d("conv2d", x_shape, kernel, stride, padding, dilation)
+    one = depthwise.stack_for(g, 1, 8)
+    monkeypatch.setattr(depthwise, "STACK_BYTES", 2 * one.period * one.wp * 8 + 1)
+    assert depthwise.stack_for(g, 5, 8).images == 2
+    y = F.conv2d(*tensors((x, w), "cpu", np.float64), **options)
+    ref.assert_close(y.numpy(), ref.conv2d(x, w, **options), np.float64, terms=w_shape[2] * w_shape[3],
+                     magnitude=ref.conv2d(abs(x), abs(w), **options))
+    gradcheck(lambda *ts: F.conv2d(*ts, **options), tensors((x, w), "cpu", np.float64, True))

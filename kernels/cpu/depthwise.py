@@ -6,37 +6,80 @@ o = c·M + m sees input channel c only,
     y[n, o, oy, ox] = Σ_{i, j} w[o, i, j] · x[n, o // M, oy·sh − ph + i·dh, ox·sw − pw + j·dw]
 
 (taps outside the input read zero). As a GEMM each group would be an (M × kh·kw) @ (kh·kw × oh·ow) product of
-a handful of rows, so this kernel slides each tap over whole planes instead: a plane is copied into a
-zero-padded frame, flat, its outputs are computed on the stride-1 grid (a stride of 2 computes 4× the
-outputs it keeps, and still ran 1.5× faster than strided reads did), and each tap is one loop over all the
-rows at once (`_frame_taps`), which LLVM vectorises. One thread owns an output plane (forward), an input
-plane (input gradient: the scatter of every tap into the plane it owns, no races) or an output channel's
-filter (weight gradient).
+a handful of rows, so this kernel slides each tap over whole planes instead. A channel's planes of several
+images are stacked, flat, in one zero-padded frame (`Stack`), its outputs computed on the stride-1 grid (a
+stride of 2 computes 4× the outputs it keeps, and still ran 1.5× faster than strided reads did), and each tap
+is one loop over the whole stack (`_frame_taps`), which LLVM vectorises: long enough where a plane is 7×7
+(a plane a frame spent most of its time in the loops' scalar remainders and in allocating frames). One
+thread owns a channel: an output channel (forward, weight gradient) or an input channel (input gradient:
+the scatter of every tap into the planes it owns, no races).
+
+MobileNetV2's layers at N=8, 2-core Zen 5, ms forward / input gradient / weight gradient, a frame a plane
+copied element by element → stacks in L1 copied by vector moves (PyTorch's forward):
+  144@56²  2.0–2.2 / 2.0–2.2 / 2.4 → 1.2–1.3 / 1.4 / 1.2–1.4 (2.3)
+  192@28²  0.73–0.90 / 0.80–0.87 / 0.66–1.0 → 0.26–0.27 / 0.31–0.34 / 0.28
+  576@14², stride 2  0.71–0.80 / 0.70 / 0.47–0.51 → 0.43–0.46 / 0.33–0.35 / 0.34–0.37 (0.27)
+  960@7²   0.52–0.55 / 0.55 / 0.42–0.43 → 0.27 / 0.27 / 0.28–0.29 (0.28)
 """
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit, prange
+
+from .gemm_ir import NR_VECTORS, TARGET, gather_padded, lanes
+
+STACK_BYTES = TARGET.l1d // 4  # a stack of planes: it and its outputs stay in L1 through the taps
+
+
+class Stack(NamedTuple):
+    """Where planes lie in a stack's flat frames, rows wp = W + 2pw apart: image t's input row iy at row
+    t·period + ph + iy, column pw + ix, zeros around it (the padded frame); its output (oy, ox) at row
+    t·period + oy·sh, column ox·sw of the output frame (the stride-1 grid: the positions between are
+    computed and dropped, or zero for a gradient). A period ≥ H + ph keeps each image's taps off the next
+    image's rows; ≥ (oh − 1)·sh + 1 keeps its outputs off them."""
+    period: int
+    wp: int
+    images: int  # images a stack holds
+    padded_size: int
+    out_size: int
+
+
+def stack_for(g, n_images, itemsize):
+    """The Stack of as many of n_images planes of geometry g as STACK_BYTES hold, one at least."""
+    period, wp = max(g.h + g.ph, (g.oh - 1) * g.sh + 1), g.w + 2 * g.pw
+    images = max(1, min(n_images, STACK_BYTES // (period * wp * itemsize)))
+    # the last output position's taps reach (kh − 1)·dh rows and (kw − 1)·dw columns past it
+    return Stack(period, wp, images, (images * period + (g.kh - 1) * g.dh) * wp + (g.kw - 1) * g.dw,
+                 images * period * wp)
 
 
 @njit(inline="always")
 def _frame_copy(plane, frame, wp, top, left, step_y, step_x, into):
     """plane (H × W) into the flat frame whose rows are wp apart (`into`), or back out of it: element
-    (iy, ix) at row iy·step_y + top, column ix·step_x + left (element by element: slice copies of 7-wide
-    rows cost 1.5× more)."""
-    for iy in range(plane.shape[0]):
+    (iy, ix) at row iy·step_y + top, column ix·step_x + left. A row moves with masked vector moves
+    (`gather_padded`: 7×7 planes, element by element, took most of a stack's time), or element by element
+    onto a strided grid."""
+    h, w = plane.shape
+    chunk = NR_VECTORS * lanes(frame)  # the most elements one gather_padded moves
+    for iy in range(h):
         start = (iy * step_y + top) * wp + left
-        for ix in range(plane.shape[1]):
-            if into:
+        if into and step_x != 1:
+            for ix in range(w):
                 frame[start + ix * step_x] = plane[iy, ix]
+            continue
+        for ix in range(0, w, chunk):
+            count = min(chunk, w - ix)
+            if into:
+                gather_padded(plane, iy * w + ix, 1, count, frame, start + ix, count)
             else:
-                plane[iy, ix] = frame[start + ix * step_x]
+                gather_padded(frame, start + ix * step_x, step_x, count, plane, iy * w + ix, count)
 
 
 @njit(inline="always")
 def _frame_taps(out, src, taps, wp, dh, dw, adjoint):
-    """out[p] += taps[i, j] · src[p + i·dh·wp + j·dw] over the len(out) positions p of frames whose rows are wp
-    apart (src: the padded input's, which holds every tap's reach); with `adjoint`, the transpose,
-    src[p + shift] += taps[i, j] · out[p]. One loop over whole frames a tap: long enough to vectorise even
-    where a row is 7 wide (960@7², N=8, the forward rows one at a time / frames: 1.31 / 0.47 ms)."""
+    """out[p] (+)= taps[i, j] · src[p + i·dh·wp + j·dw] over the len(out) positions p of frames whose rows are
+    wp apart (src: the padded input's, which holds every tap's reach), the first tap overwriting out; with
+    `adjoint`, the transpose, src[p + shift] += taps[i, j] · out[p]. One loop over the whole stack a tap."""
     kh, kw = taps.shape
     for i in range(kh):
         for j in range(kw):
@@ -45,74 +88,80 @@ def _frame_taps(out, src, taps, wp, dh, dw, adjoint):
             if adjoint:
                 for p in range(out.size):
                     window[p] += tap * out[p]
+            elif i == 0 and j == 0:
+                for p in range(out.size):
+                    out[p] = tap * window[p]
             else:
                 for p in range(out.size):
                     out[p] += tap * window[p]
 
 
-@njit(inline="always")
-def _frames(x, oh, sh, ph, pw, dh, kw, dw):
-    """Zeroed frames for one plane: the padded input's ((H + 2ph) rows of wp = W + 2pw, plus the last row's
-    reach past its end) and the outputs' on the stride-1 grid ((oh − 1)·sh + 1 rows of wp; output (oy, ox)
-    at row oy·sh, column ox·sw, the other positions computed and dropped, or zero for a gradient), and wp."""
-    h, wd = x.shape[2], x.shape[3]
-    wp = wd + 2 * pw
-    return (np.zeros((h + 2 * ph) * wp + (kw - 1) * dw, x.dtype), np.zeros(((oh - 1) * sh + 1) * wp, x.dtype),
-            wp)
-
-
 @njit(parallel=True, cache=True)
-def _forward(x, w, sh, sw, ph, pw, dh, dw, y):
+def _forward(x, w, sh, sw, ph, pw, dh, dw, stack, y):
     n_images, channels = x.shape[:2]
-    out_channels, kw = w.shape[0], w.shape[3]
+    out_channels = w.shape[0]
     multiplier = out_channels // channels
-    for plane in prange(n_images * out_channels):
-        n, o = plane // out_channels, plane % out_channels
-        padded, frame, wp = _frames(x, y.shape[2], sh, ph, pw, dh, kw, dw)
-        _frame_copy(x[n, o // multiplier], padded, wp, ph, pw, 1, 1, True)
-        _frame_taps(frame, padded, w[o, 0], wp, dh, dw, False)
-        _frame_copy(y[n, o], frame, wp, 0, 0, sh, sw, False)
+    period, wp, per_stack, padded_size, out_size = stack
+    for o in prange(out_channels):
+        padded, frame = np.zeros(padded_size, x.dtype), np.empty(out_size, x.dtype)
+        for n0 in range(0, n_images, per_stack):
+            images = min(per_stack, n_images - n0)  # a last, shorter stack leaves older planes past its own
+            for t in range(images):
+                _frame_copy(x[n0 + t, o // multiplier], padded, wp, t * period + ph, pw, 1, 1, True)
+            _frame_taps(frame[:images * period * wp], padded, w[o, 0], wp, dh, dw, False)
+            for t in range(images):
+                _frame_copy(y[n0 + t, o], frame, wp, t * period, 0, sh, sw, False)
 
 
 @njit(parallel=True, cache=True)
-def _backward_input(gy, w, sh, sw, ph, pw, dh, dw, gx):
+def _backward_input(gy, w, sh, sw, ph, pw, dh, dw, stack, gx):
     # gx[n, c, iy, ix] = Σ_{m, i, j} w[c·M + m, i, j] · gy[n, c·M + m, oy, ox] over the (oy, ox) whose tap
-    # (i, j) lands on (iy, ix): the forward's frames, dy placed on the stride-1 grid (zero between), the taps'
+    # (i, j) lands on (iy, ix): the forward's stacks, dy placed on the stride-1 grid (zero between), the taps'
     # adjoint, the padding cropped off
     n_images, channels = gx.shape[:2]
-    out_channels, kw = w.shape[0], w.shape[3]
+    out_channels = w.shape[0]
     multiplier = out_channels // channels
-    for plane in prange(n_images * channels):
-        n, c = plane // channels, plane % channels
-        padded, frame, wp = _frames(gx, gy.shape[2], sh, ph, pw, dh, kw, dw)
-        for o in range(c * multiplier, (c + 1) * multiplier):
-            _frame_copy(gy[n, o], frame, wp, 0, 0, sh, sw, True)
-            _frame_taps(frame, padded, w[o, 0], wp, dh, dw, True)
-        _frame_copy(gx[n, c], padded, wp, ph, pw, 1, 1, False)
+    period, wp, per_stack, padded_size, out_size = stack
+    for c in prange(channels):
+        padded, frame = np.empty(padded_size, gx.dtype), np.empty(out_size, gx.dtype)
+        for n0 in range(0, n_images, per_stack):
+            images = min(per_stack, n_images - n0)
+            padded[:] = 0
+            for o in range(c * multiplier, (c + 1) * multiplier):
+                frame[:] = 0
+                for t in range(images):
+                    _frame_copy(gy[n0 + t, o], frame, wp, t * period, 0, sh, sw, True)
+                _frame_taps(frame[:images * period * wp], padded, w[o, 0], wp, dh, dw, True)
+            for t in range(images):
+                _frame_copy(gx[n0 + t, c], padded, wp, t * period + ph, pw, 1, 1, False)
 
 
 @njit(parallel=True, cache=True, fastmath={"reassoc"})
-def _backward_weight(x, gy, sh, sw, ph, pw, dh, dw, gw):
+def _backward_weight(x, gy, sh, sw, ph, pw, dh, dw, stack, gw):
     # gw[o, i, j] = Σ_{n, oy, ox} gy[n, o, oy, ox] · x[n, o // M, oy·sh − ph + i·dh, ox·sw − pw + j·dw]: one
-    # dot product per image and tap over the forward's frames (dy on the stride-1 grid, zero between). The
+    # dot product per stack and tap over the forward's frames (dy on the stride-1 grid, zero between). The
     # sums may be reassociated, so that LLVM keeps a vector of partial sums instead of one chain of dependent
     # adds (2-core Zen 5, N=8, ms, per-column sums along rows then frames: 144@56² 3.2 → 2.7, 192@28²
     # 1.8 → 0.7, 960@7² 1.1 → 0.5)
     n_images, channels = x.shape[:2]
     out_channels, _, kh, kw = gw.shape
     multiplier = out_channels // channels
+    period, wp, per_stack, padded_size, out_size = stack
     for o in prange(out_channels):
-        padded, frame, wp = _frames(x, gy.shape[2], sh, ph, pw, dh, kw, dw)
+        padded, frame = np.zeros(padded_size, x.dtype), np.zeros(out_size, x.dtype)
         totals = np.zeros((kh, kw), gw.dtype)
-        for n in range(n_images):
-            _frame_copy(x[n, o // multiplier], padded, wp, ph, pw, 1, 1, True)
-            _frame_copy(gy[n, o], frame, wp, 0, 0, sh, sw, True)
+        for n0 in range(0, n_images, per_stack):
+            images = min(per_stack, n_images - n0)
+            for t in range(images):
+                _frame_copy(x[n0 + t, o // multiplier], padded, wp, t * period + ph, pw, 1, 1, True)
+                _frame_copy(gy[n0 + t, o], frame, wp, t * period, 0, sh, sw, True)
+            used = frame[:images * period * wp]  # the positions between the stride's stay zero
             for i in range(kh):
                 for j in range(kw):
                     window = padded[i * dh * wp + j * dw:]
                     total = gw.dtype.type(0)
-                    for p in range(frame.size):
-                        total += frame[p] * window[p]
+                    for p in range(used.size):
+                        total += used[p] * window[p]
                     totals[i, j] += total
         gw[o, 0] = totals
 
@@ -124,19 +173,22 @@ def _output(g, out_channels, dtype):
 def depthwise_conv2d(x, weight, g):
     """y (N, C·M, oh, ow) of x (N, C, H, W) and weight (C·M, 1, kh, kw)."""
     y = _output(g, weight.shape[0], x.dtype)
-    _forward(np.ascontiguousarray(x), np.ascontiguousarray(weight), g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, y)
+    _forward(np.ascontiguousarray(x), np.ascontiguousarray(weight), g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
+             tuple(stack_for(g, g.n, x.itemsize)), y)
     return y
 
 
 def depthwise_conv2d_backward_input(gy, weight, g):
     """gx (N, C, H, W): each input pixel sums weight · gy over the taps that read it."""
     gx = np.empty(g.input_shape, dtype=gy.dtype)
-    _backward_input(np.ascontiguousarray(gy), np.ascontiguousarray(weight), g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, gx)
+    _backward_input(np.ascontiguousarray(gy), np.ascontiguousarray(weight), g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
+                    tuple(stack_for(g, g.n, gy.itemsize)), gx)
     return gx
 
 
 def depthwise_conv2d_backward_weight(x, gy, g):
     """gw (C·M, 1, kh, kw): each tap sums gy · the input it read, over images and output positions."""
     gw = np.empty((gy.shape[1], 1, g.kh, g.kw), dtype=gy.dtype)
-    _backward_weight(np.ascontiguousarray(x), np.ascontiguousarray(gy), g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, gw)
+    _backward_weight(np.ascontiguousarray(x), np.ascontiguousarray(gy), g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
+                     tuple(stack_for(g, g.n, x.itemsize)), gw)
     return gw
