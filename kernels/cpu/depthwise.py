@@ -10,9 +10,9 @@ a handful of rows, so this kernel slides each tap over whole planes instead. A c
 images are stacked, flat, in one zero-padded frame (`Stack`), its outputs computed on the stride-1 grid (a
 stride of 2 computes 4× the outputs it keeps, and still ran 1.5× faster than strided reads did), and each tap
 is one loop over the whole stack (`_frame_taps`), which LLVM vectorises: long enough where a plane is 7×7
-(a plane a frame spent most of its time in the loops' scalar remainders and in allocating frames). One
-thread owns a channel: an output channel (forward, weight gradient) or an input channel (input gradient:
-the scatter of every tap into the planes it owns, no races).
+(a plane a frame spent most of its time in the loops' scalar remainders and in allocating frames). Each
+thread owns a share of the channels and allocates its frames once: output channels (forward, weight gradient)
+or input channels (input gradient: the scatter of every tap into the planes it owns, no races).
 
 MobileNetV2's layers at N=8, 2-core Zen 5, ms forward / input gradient / weight gradient, a frame a plane
 copied element by element → stacks in L1 copied by vector moves (PyTorch's forward):
@@ -20,9 +20,12 @@ copied element by element → stacks in L1 copied by vector moves (PyTorch's for
   192@28²  0.73–0.90 / 0.80–0.87 / 0.66–1.0 → 0.26–0.27 / 0.31–0.34 / 0.28
   576@14², stride 2  0.71–0.80 / 0.70 / 0.47–0.51 → 0.43–0.46 / 0.33–0.35 / 0.34–0.37 (0.27)
   960@7²   0.52–0.55 / 0.55 / 0.42–0.43 → 0.27 / 0.27 / 0.28–0.29 (0.28)
+Frames once a thread instead of once a channel: 960@7² forward 0.27–0.29 → 0.21–0.24, 576@14²/2 0.39–0.44
+→ 0.38 (malloc and free were 16% of 960@7²'s time).
 """
 from typing import NamedTuple
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -96,25 +99,32 @@ def _frame_taps(out, src, taps, wp, dh, dw, adjoint):
                     out[p] += tap * window[p]
 
 
+@njit(inline="always")
+def _share(part, workers, count):
+    """The range of `count` channels that worker `part` of `workers` owns."""
+    return range(count * part // workers, count * (part + 1) // workers)
+
+
 @njit(parallel=True, cache=True)
-def _forward(x, w, sh, sw, ph, pw, dh, dw, stack, y):
+def _forward(x, w, sh, sw, ph, pw, dh, dw, stack, workers, y):
     n_images, channels = x.shape[:2]
     out_channels = w.shape[0]
     multiplier = out_channels // channels
     period, wp, per_stack, padded_size, out_size = stack
-    for o in prange(out_channels):
+    for part in prange(workers):  # a worker's frames serve all its channels: their padding stays zero
         padded, frame = np.zeros(padded_size, x.dtype), np.empty(out_size, x.dtype)
-        for n0 in range(0, n_images, per_stack):
-            images = min(per_stack, n_images - n0)  # a last, shorter stack leaves older planes past its own
-            for t in range(images):
-                _frame_copy(x[n0 + t, o // multiplier], padded, wp, t * period + ph, pw, 1, 1, True)
-            _frame_taps(frame[:images * period * wp], padded, w[o, 0], wp, dh, dw, False)
-            for t in range(images):
-                _frame_copy(y[n0 + t, o], frame, wp, t * period, 0, sh, sw, False)
+        for o in _share(part, workers, out_channels):
+            for n0 in range(0, n_images, per_stack):
+                images = min(per_stack, n_images - n0)  # a last, shorter stack leaves older planes past it
+                for t in range(images):
+                    _frame_copy(x[n0 + t, o // multiplier], padded, wp, t * period + ph, pw, 1, 1, True)
+                _frame_taps(frame[:images * period * wp], padded, w[o, 0], wp, dh, dw, False)
+                for t in range(images):
+                    _frame_copy(y[n0 + t, o], frame, wp, t * period, 0, sh, sw, False)
 
 
 @njit(parallel=True, cache=True)
-def _backward_input(gy, w, sh, sw, ph, pw, dh, dw, stack, gx):
+def _backward_input(gy, w, sh, sw, ph, pw, dh, dw, stack, workers, gx):
     # gx[n, c, iy, ix] = Σ_{m, i, j} w[c·M + m, i, j] · gy[n, c·M + m, oy, ox] over the (oy, ox) whose tap
     # (i, j) lands on (iy, ix): the forward's stacks, dy placed on the stride-1 grid (zero between), the taps'
     # adjoint, the padding cropped off
@@ -122,22 +132,23 @@ def _backward_input(gy, w, sh, sw, ph, pw, dh, dw, stack, gx):
     out_channels = w.shape[0]
     multiplier = out_channels // channels
     period, wp, per_stack, padded_size, out_size = stack
-    for c in prange(channels):
+    for part in prange(workers):
         padded, frame = np.empty(padded_size, gx.dtype), np.empty(out_size, gx.dtype)
-        for n0 in range(0, n_images, per_stack):
-            images = min(per_stack, n_images - n0)
-            padded[:] = 0
-            for o in range(c * multiplier, (c + 1) * multiplier):
-                frame[:] = 0
+        for c in _share(part, workers, channels):
+            for n0 in range(0, n_images, per_stack):
+                images = min(per_stack, n_images - n0)
+                padded[:] = 0
+                for o in range(c * multiplier, (c + 1) * multiplier):
+                    frame[:] = 0
+                    for t in range(images):
+                        _frame_copy(gy[n0 + t, o], frame, wp, t * period, 0, sh, sw, True)
+                    _frame_taps(frame[:images * period * wp], padded, w[o, 0], wp, dh, dw, True)
                 for t in range(images):
-                    _frame_copy(gy[n0 + t, o], frame, wp, t * period, 0, sh, sw, True)
-                _frame_taps(frame[:images * period * wp], padded, w[o, 0], wp, dh, dw, True)
-            for t in range(images):
-                _frame_copy(gx[n0 + t, c], padded, wp, t * period + ph, pw, 1, 1, False)
+                    _frame_copy(gx[n0 + t, c], padded, wp, t * period + ph, pw, 1, 1, False)
 
 
 @njit(parallel=True, cache=True, fastmath={"reassoc"})
-def _backward_weight(x, gy, sh, sw, ph, pw, dh, dw, stack, gw):
+def _backward_weight(x, gy, sh, sw, ph, pw, dh, dw, stack, workers, gw):
     # gw[o, i, j] = Σ_{n, oy, ox} gy[n, o, oy, ox] · x[n, o // M, oy·sh − ph + i·dh, ox·sw − pw + j·dw]: one
     # dot product per stack and tap over the forward's frames (dy on the stride-1 grid, zero between). The
     # sums may be reassociated, so that LLVM keeps a vector of partial sums instead of one chain of dependent
@@ -147,23 +158,30 @@ def _backward_weight(x, gy, sh, sw, ph, pw, dh, dw, stack, gw):
     out_channels, _, kh, kw = gw.shape
     multiplier = out_channels // channels
     period, wp, per_stack, padded_size, out_size = stack
-    for o in prange(out_channels):
+    for part in prange(workers):  # the frame's positions between the stride's stay zero
         padded, frame = np.zeros(padded_size, x.dtype), np.zeros(out_size, x.dtype)
-        totals = np.zeros((kh, kw), gw.dtype)
-        for n0 in range(0, n_images, per_stack):
-            images = min(per_stack, n_images - n0)
-            for t in range(images):
-                _frame_copy(x[n0 + t, o // multiplier], padded, wp, t * period + ph, pw, 1, 1, True)
-                _frame_copy(gy[n0 + t, o], frame, wp, t * period, 0, sh, sw, True)
-            used = frame[:images * period * wp]  # the positions between the stride's stay zero
-            for i in range(kh):
-                for j in range(kw):
-                    window = padded[i * dh * wp + j * dw:]
-                    total = gw.dtype.type(0)
-                    for p in range(used.size):
-                        total += used[p] * window[p]
-                    totals[i, j] += total
-        gw[o, 0] = totals
+        for o in _share(part, workers, out_channels):
+            totals = np.zeros((kh, kw), gw.dtype)
+            for n0 in range(0, n_images, per_stack):
+                images = min(per_stack, n_images - n0)
+                for t in range(images):
+                    _frame_copy(x[n0 + t, o // multiplier], padded, wp, t * period + ph, pw, 1, 1, True)
+                    _frame_copy(gy[n0 + t, o], frame, wp, t * period, 0, sh, sw, True)
+                used = frame[:images * period * wp]
+                for i in range(kh):
+                    for j in range(kw):
+                        window = padded[i * dh * wp + j * dw:]
+                        total = gw.dtype.type(0)
+                        for p in range(used.size):
+                            total += used[p] * window[p]
+                        totals[i, j] += total
+            gw[o, 0] = totals
+
+
+def _workers(channels):
+    """Workers for `channels` channels: one a thread, each with its frames (not allocated a channel: 16% of
+    960@7²'s time went to malloc and free)."""
+    return max(1, min(numba.get_num_threads(), channels))
 
 
 def _output(g, out_channels, dtype):
@@ -174,7 +192,7 @@ def depthwise_conv2d(x, weight, g):
     """y (N, C·M, oh, ow) of x (N, C, H, W) and weight (C·M, 1, kh, kw)."""
     y = _output(g, weight.shape[0], x.dtype)
     _forward(np.ascontiguousarray(x), np.ascontiguousarray(weight), g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
-             tuple(stack_for(g, g.n, x.itemsize)), y)
+             tuple(stack_for(g, g.n, x.itemsize)), _workers(weight.shape[0]), y)
     return y
 
 
@@ -182,7 +200,7 @@ def depthwise_conv2d_backward_input(gy, weight, g):
     """gx (N, C, H, W): each input pixel sums weight · gy over the taps that read it."""
     gx = np.empty(g.input_shape, dtype=gy.dtype)
     _backward_input(np.ascontiguousarray(gy), np.ascontiguousarray(weight), g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
-                    tuple(stack_for(g, g.n, gy.itemsize)), gx)
+                    tuple(stack_for(g, g.n, gy.itemsize)), _workers(g.c), gx)
     return gx
 
 
@@ -190,5 +208,5 @@ def depthwise_conv2d_backward_weight(x, gy, g):
     """gw (C·M, 1, kh, kw): each tap sums gy · the input it read, over images and output positions."""
     gw = np.empty((gy.shape[1], 1, g.kh, g.kw), dtype=gy.dtype)
     _backward_weight(np.ascontiguousarray(x), np.ascontiguousarray(gy), g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
-                     tuple(stack_for(g, g.n, x.itemsize)), gw)
+                     tuple(stack_for(g, g.n, x.itemsize)), _workers(gy.shape[1]), gw)
     return gw
