@@ -280,15 +280,44 @@ def _ending_at_a_guard_page(shape, dtype):
 def test_a_narrow_b_read_in_place_reads_nothing_past_its_end(dtype):
     # a tiny product's B (fewer columns than a vector) is read where it lies: the lanes past its columns
     # are masked off, so reading the last row touches no memory after the array
+    # are masked off, so reading the last row touches no memory after the array; so are the lanes past the
+    # runs that put products with one A side by side in a panel
     rng = np.random.default_rng(7)
     width = VECTOR_BYTES // np.dtype(dtype).itemsize
     for n in (1, width // 2 + 1, width - 1):
-        b, region = _ending_at_a_guard_page((6, 5, n), dtype)
-        b[...] = rng.uniform(-1, 1, b.shape)
-        a = strided_view(rng, 1, 3, 5, dtype, "contiguous")
-        check(a, b, np.empty((6, 3, n), dtype), False)
-        del b
-        region.close()
+        for ba in (1, 6):
+            b, region = _ending_at_a_guard_page((6, 5, n), dtype)
+            b[...] = rng.uniform(-1, 1, b.shape)
+            a = strided_view(rng, ba, 3, 5, dtype, "contiguous")
+            check(a, b, np.empty((6, 3, n), dtype), False)
+            del b
+            region.close()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("serial", [True, False], ids=["calling thread", "all workers"])
+@pytest.mark.parametrize("bb, a_layout", [(1, "contiguous"), ("all", "transposed"), ("all", "reversed")])
+def test_narrow_products_of_one_a_side_by_side_in_a_panel(monkeypatch, dtype, serial, bb, a_layout):
+    """Products of one A whose B fills at most half a tile (a 1×1 convolution at a few pixels) share a panel,
+    nr // N of them: every width up to a vector, a last panel part full, several row tiles, accumulated or
+    not, with the epilogue."""
+    core = importlib.import_module("ninx_kernels.cpu.gemm")
+    monkeypatch.setattr(core, "SERIAL_FLOPS", 1 << 62 if serial else 0)
+    rng = np.random.default_rng(13)
+    nr, width = tile_columns(np.dtype(dtype).itemsize), VECTOR_BYTES // np.dtype(dtype).itemsize
+    m, k = 2 * MR + 1, 7
+    for n in [n for n in sorted({1, 2, 3, width // 2 + 1, width}) if n <= min(width, nr // 2)]:
+        batch = 2 * (nr // n) + 3
+        assert core._plan(np.dtype(dtype), m, n, k, 1, batch, batch, 0, 1)[3] == nr // n
+        a = strided_view(rng, 1, m, k, dtype, a_layout)
+        b = strided_view(rng, 1 if bb == 1 else batch, k, n, dtype, "contiguous")
+        for accumulate in (False, True):
+            check(a, b, rng.uniform(-1, 1, (batch, m, n)).astype(dtype), accumulate)
+        bias, before = rng.uniform(-1, 1, m).astype(dtype), rng.uniform(-1, 1, (batch, m, n)).astype(dtype)
+        expected, scale = reference(a, b, before, True)
+        out = gemm(a, b, before.copy(), accumulate=True, bias=bias, relu_cap=0.5)
+        bound = 2 * np.finfo(dtype).eps * (k + 4) * (scale + 1)
+        assert np.all(np.abs(out - np.clip(expected + bias[:, None], 0, 0.5)) <= bound)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

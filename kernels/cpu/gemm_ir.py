@@ -420,6 +420,57 @@ def gather_padded(typingctx, src, src_start, step, count, dst, dst_start, width)
 
 
 @intrinsic
+def move_runs(typingctx, src, src_start, src_step, dst, dst_start, dst_step, runs, length):
+    """dst[dst_start + r·dst_step + j] = src[src_start + r·src_step + j] for r < runs, j < length ≤ the vector
+    width: each run one masked load and one masked store of the narrowest vector that holds it (a 512-bit
+    masked store takes two 256-bit ones on Zen 4), under a mask made once (side-by-side products' columns,
+    `gemm._side_by_side`)."""
+    _check_float_array("move_runs", dst)
+
+    def codegen(context, builder, sig, args):
+        src_arr, src_start, src_step, dst_arr, dst_start, dst_step, runs, length = args
+        elem = context.get_data_type(sig.args[3].dtype)
+        size = context.get_abi_sizeof(elem)
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        align = ir.Constant(i32, size)
+        src_ptr = builder.gep(context.make_array(sig.args[0])(context, builder, src_arr).data, [src_start])
+        dst_ptr = builder.gep(context.make_array(sig.args[3])(context, builder, dst_arr).data, [dst_start])
+        widest = VECTOR_BYTES // size
+
+        def moves(width):
+            vec = ir.VectorType(elem, width)
+            name = f"v{width}f{8 * size}"
+            mask_type = ir.VectorType(ir.IntType(1), width)
+            masked_load = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+                vec, [ir.PointerType(elem), i32, mask_type, vec]), f"llvm.masked.load.{name}.p0")
+            masked_store = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+                ir.VoidType(), [vec, ir.PointerType(elem), i32, mask_type]), f"llvm.masked.store.{name}.p0")
+            lane = ir.Constant(ir.VectorType(i64, width), list(range(width)))
+            mask = builder.icmp_signed("<", lane, _splat(builder, length, width))
+            zero = ir.Constant(vec, [ir.Constant(elem, 0.0)] * width)
+
+            def move(r, _):
+                x = builder.call(masked_load, [builder.gep(src_ptr, [builder.mul(r, src_step)]), align, mask, zero])
+                builder.call(masked_store, [x, builder.gep(dst_ptr, [builder.mul(r, dst_step)]), align, mask])
+                return []
+            _counted_loop(builder, runs, [], move, f"runs{width}")
+
+        def narrowest(width):  # runs of up to `width` lanes, else of wider vectors
+            if width >= widest:
+                moves(widest)
+                return
+            with builder.if_else(builder.icmp_signed("<=", length, ir.Constant(i64, width))) as (fits, wider):
+                with fits:
+                    moves(width)
+                with wider:
+                    narrowest(2 * width)
+        narrowest(max(2, widest // 4))
+        return context.get_dummy_value()
+
+    return types.none(src, src_start, src_step, dst, dst_start, dst_step, runs, length), codegen
+
+
+@intrinsic
 def transpose_into(typingctx, src, src_start, ld, count, dst, dst_start, dst_step, stored):
     """dst[dst_start + k·dst_step + j] = src[src_start + j·ld + k] if j < count else 0, for k < W, j < stored.
 
