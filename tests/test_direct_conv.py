@@ -37,6 +37,26 @@ def test_forward_is_the_definition(n, c, oc, oh, ow, k, sh, pad, dilation, shape
                      magnitude=magnitude)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", direct.SHAPES)
+@pytest.mark.parametrize("chunk", [None, 2], ids=["one chunk", "chunks of 2 channels"])
+def test_kernel_rows_reading_only_padding_are_skipped_exactly(monkeypatch, dtype, shape, chunk):
+    """A tile skips the kernel rows that read only padding for all its output rows, a run of taps in each
+    chunk of channels (`tap_order`): padding wider than the kernel leaves whole tiles with no tap to run
+    (their outputs are the bias, clamped), row stride and dilation move which rows are skipped."""
+    if chunk:
+        monkeypatch.setattr(direct, "_chunk", lambda *args: chunk)
+    for (kh, sh, dh, ph) in [(3, 1, 1, 4), (3, 2, 2, 3), (5, 1, 1, 2), (2, 1, 3, 5)]:
+        h, w, kw = 3, 9, 3
+        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        x, weight, bias = values((2, 3, h, w), 1), values((5, 3, kh, kw), 2), values((5,), 3)
+        y = direct.conv_direct(x.astype(dtype), weight.astype(dtype), (ph, 1), (dh, 1), sh, (oh, w), shape,
+                               bias.astype(dtype), np.inf)
+        expected = np.maximum(ref.conv2d(x, weight, bias, (sh, 1), (ph, 1), (dh, 1)), 0)
+        magnitude = ref.conv2d(abs(x), abs(weight), abs(bias), (sh, 1), (ph, 1), (dh, 1))
+        ref.assert_close(y, expected, dtype, terms=3 * kh * kw + 1, magnitude=magnitude)
+
+
 @settings(deadline=None)
 @given(n=st.integers(1, 4), c=st.integers(1, 12), oc=st.integers(1, 40), h=st.integers(1, 9), w=st.integers(1, 9),
        kh=st.integers(1, 4), kw=st.sampled_from(sorted(direct.GRADIENT_ROWS)), stride=st.integers(1, 2),
