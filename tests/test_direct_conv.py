@@ -57,6 +57,22 @@ def test_kernel_rows_reading_only_padding_are_skipped_exactly(monkeypatch, dtype
         ref.assert_close(y, expected, dtype, terms=3 * kh * kw + 1, magnitude=magnitude)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("chunk", [1, 1 << 30], ids=["a chunk an image", "one chunk"])
+def test_weight_gradient_skips_the_rows_of_pixels_a_kernel_row_reads_only_padding_at(dtype, chunk):
+    """A kernel row's tile sums only the output rows whose input row lies in x, image by image; padding
+    wider than the kernel leaves kernel rows with no pixel at all (a sum of nothing, zero)."""
+    for (kh, sh, dh, ph) in [(3, 1, 1, 4), (3, 2, 2, 3), (5, 1, 1, 2), (2, 1, 3, 5)]:
+        x = values((3, 4, 3, 6), 1)
+        g = window2d("conv2d", x.shape, (kh, 3), (sh, 1), (ph, 1), (dh, 1))
+        gy = values((3, 7, g.oh, g.ow), 2)
+        gw = direct.weight_gradient_direct(x.astype(dtype), gy.astype(dtype), g,
+                                           chunk * g.oh * g.ow * 64 * np.dtype(dtype).itemsize)
+        _, expected = ref.conv2d_gradients(x, values((7, 4, kh, 3), 0), gy, (sh, 1), (ph, 1), (dh, 1))
+        _, magnitude = ref.conv2d_gradients(abs(x), values((7, 4, kh, 3), 0), abs(gy), (sh, 1), (ph, 1), (dh, 1))
+        ref.assert_close(gw, expected, dtype, terms=3 * g.oh * g.ow, magnitude=magnitude)
+
+
 @settings(deadline=None)
 @given(n=st.integers(1, 4), c=st.integers(1, 12), oc=st.integers(1, 40), h=st.integers(1, 9), w=st.integers(1, 9),
        kh=st.integers(1, 4), kw=st.sampled_from(sorted(direct.GRADIENT_ROWS)), stride=st.integers(1, 2),
