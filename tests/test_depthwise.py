@@ -90,7 +90,8 @@ def test_conv2d_chooses_the_depthwise_kernels_exactly_when_groups_equal_channels
     for name in ("depthwise_conv2d", "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight",
                  "conv2d", "conv2d_backward_input", "conv2d_backward_weight", "gemm"):
         real = getattr(backend, name)
-        monkeypatch.setattr(backend, name, lambda *args, _real=real, _name=name, **kw: calls.append(_name) or _real(*args, **kw))
+        monkeypatch.setattr(backend, name,
+                            lambda *args, _real=real, _name=name, **kw: calls.append(_name) or _real(*args, **kw))
     c = 4 if groups > 1 else 1
     x = ninx.tensor(values((2, c, 6, 5), 0), requires_grad=True, device=device)
     w = ninx.tensor(values((groups * multiplier, c // groups, 3, 3), 1), requires_grad=True, device=device)
