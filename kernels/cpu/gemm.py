@@ -584,7 +584,8 @@ def _plan(dtype, m, n, k, ba, bb, bo, packed_kc, workers):
     # a few pixels) and each output one product's (no sum over the batch)
     batch = max(ba, bb, bo)
     side_by_side = (ba == 1 and bo == batch > 1 and bb in (1, batch) and 2 * n <= nr and n <= VECTOR_BYTES //
-                    dtype.itemsize and m <= largest.mc and k <= kc and not packed_kc)
+                    dtype.itemsize and m <= largest.mc and k <= kc and not packed_kc
+                    and (k + MR) * nr <= largest.kc * largest.nc)  # the panel and a scratch tile in the B block
     return blocks, min(tiles, workers // math.gcd(bo, workers)), split_rows, nr // n if side_by_side else 0
 
 
