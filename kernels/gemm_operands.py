@@ -4,11 +4,12 @@ import numpy as np
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def check_gemm_operands(array_type, a, b, out):
+def check_gemm_operands(array_type, a, b, out, bias=None):
     """Raise TypeError/ValueError unless a (Ba,M,K), b (Bb,K,N), out (Bo,M,N) form a valid batched GEMM.
 
     Valid means: arrays of `array_type`, float32 or float64 alike, inner shapes agreeing, each batch size
-    dividing the largest (out[i % Bo] (+)= Σ a[i % Ba] @ b[i % Bb]), and out writeable and C-contiguous.
+    dividing the largest (out[i % Bo] (+)= Σ a[i % Ba] @ b[i % Bb]), out writeable and C-contiguous, and a
+    bias, when given, of shape (M,) (a shorter one would have the write-back read past its end).
     """
     # the common case in one test (a tiny product's whole call takes a few µs), the messages below it
     if not (isinstance(a, array_type) and isinstance(b, array_type) and isinstance(out, array_type)
@@ -31,3 +32,6 @@ def check_gemm_operands(array_type, a, b, out):
         raise ValueError(f"gemm: batch sizes a {ba}, b {bb}, out {bo} must each divide their maximum {batch}")
     if not out.flags.c_contiguous or not getattr(out.flags, "writeable", True):
         raise ValueError(f"gemm: out {out.shape} with strides {out.strides} must be writeable and C-contiguous")
+    if bias is not None and np.shape(bias) != (m,):
+        raise ValueError(f"gemm: bias must have shape ({m},), one value per row of out {out.shape}; got "
+                         f"{np.shape(bias)}")

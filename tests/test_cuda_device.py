@@ -272,6 +272,16 @@ def test_gemm_refuses_mixed_dtypes_and_strided_out():
         backend.gemm(xp.zeros((1, 2, 3)), xp.zeros((1, 3, 4)), xp.zeros((1, 4, 2)).transpose(0, 2, 1))
 
 
+@needs_cuda
+@pytest.mark.parametrize("length", [2, 6])
+def test_gemm_refuses_a_bias_of_another_length_than_the_rows(length):
+    """The CPU backend's contract: the write-back reads bias[m] for each of out's M rows."""
+    backend = get_backend("cuda")
+    xp = backend.xp
+    with pytest.raises(ValueError, match=r"bias must have shape \(5,\)"):
+        backend.gemm(xp.zeros((1, 5, 3)), xp.zeros((1, 3, 4)), xp.zeros((1, 5, 4)), bias=xp.ones(length))
+
+
 # ---- when the device cannot run ----------------------------------------------------------------------------
 
 def _fake_cupy(device_count):

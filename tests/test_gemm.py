@@ -5,7 +5,9 @@ Sizes at the edges of the register tile are those of the target this process com
 shrink the blocks to a few tiles (`use_small_blocks`) rather than grow the operands to the host's caches."""
 import ctypes
 import importlib
+import json
 import mmap
+import subprocess
 import sys
 
 import numba
@@ -237,6 +239,39 @@ def test_gathered_b_is_read_through_its_offset_tables(dtype, batches):
     check(a, dense, rng.uniform(-1, 1, (bo, m, n)).astype(dtype), False, (a, Gathered(base, rows, cols)))
 
 
+ONE_BUILD_PER_DTYPE = """
+import importlib, json, numba, numpy as np
+core = importlib.import_module("ninx_kernels.cpu.gemm")
+rng = np.random.default_rng(0)
+for dtype in (np.float32, np.float64):
+    a, b = rng.standard_normal((1, 40, 30)).astype(dtype), rng.standard_normal((6, 30, 50)).astype(dtype)
+    frozen = [x.copy() for x in (a, b)]
+    for x in frozen:
+        x.setflags(write=False)  # as memory-mapped weights are
+    rows = np.arange(6)[:, None] * 1500 + np.arange(30)[None, :] * 50  # b's offsets: b[i, k, j] at i·1500 + k·50 + j
+    gathered = core.Gathered(b.reshape(-1), rows, np.arange(50))
+    for serial in (True, False):
+        core.SERIAL_FLOPS = 1 << 62 if serial else 0
+        for x, y in [(a, b), frozen, (a[:, ::2], b.transpose(0, 2, 1)[:, :30, :25]), (core.pack(a, "a"), b),
+                     (a, core.pack(b, "b")), (a, gathered), (np.broadcast_to(a[:, :1], a.shape), b[:1])]:
+            out = np.empty((6, x.shape[1], y.shape[2]), dtype)
+            core.gemm(x, y, out, bias=frozen[0][0, :x.shape[1], 0])
+            core.gemm(x, y, out, accumulate=True)
+print(json.dumps({"threads": numba.get_num_threads(), **{kernel.__name__: [str(s[0].dtype) for s in kernel.signatures]
+                                                      for kernel in (core._gemm_kernel, core._gemm_serial)}}))
+"""
+
+
+def test_one_build_of_the_kernels_serves_every_kind_of_operand():
+    """Read-only, writeable, packed and gathered operands, read-only biases: the kernels see each array they
+    only read as read-only, so Numba builds them once per dtype (a build takes 7–20 s), not once per mix of
+    writeable and read-only bases (four each)."""
+    done = subprocess.run([sys.executable, "-c", ONE_BUILD_PER_DTYPE], check=True, capture_output=True, text=True)
+    built = json.loads(done.stdout.splitlines()[-1])
+    assert sorted(built["_gemm_serial"]) == ["float32", "float64"]
+    assert sorted(built["_gemm_kernel"]) == (["float32", "float64"] if built["threads"] > 1 else [])
+
+
 def test_packed_and_gathered_operands_are_checked():
     a, b, out = np.ones((1, 4, 6)), np.ones((1, 6, 5)), np.empty((1, 4, 5))
     with pytest.raises(ValueError, match="packed as side 'b'"):
@@ -370,6 +405,13 @@ def f32(*shape):
 def test_bad_input_raises(a, b, out, error, words):
     with pytest.raises(error, match=words.replace("(", r"\(").replace(")", r"\)")):
         gemm(a, b, out)
+
+
+@pytest.mark.parametrize("bias", [np.ones(2, np.float32), np.ones((5, 1), np.float32), np.ones(6, np.float32)])
+def test_a_bias_of_another_length_than_the_rows_raises(bias):
+    """The write-back reads bias[m] for every row m of out: a shorter bias was read past its end, silently."""
+    with pytest.raises(ValueError, match=r"bias must have shape \(5,\).*got \(" + str(bias.shape[0])):
+        gemm(f32(1, 5, 3), f32(1, 3, 4), f32(1, 5, 4), bias=bias)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

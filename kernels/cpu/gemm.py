@@ -465,11 +465,9 @@ def _flat(name, x, batch):
     """(base, layout) with x[i, m, k] at base[offset + i·batch_stride + m·row_stride + k·col_stride], the
     layout a plain tuple in Layout's order (building the NamedTuple costs a tiny product 0.2 µs).
 
-    base is a read-only 1-D view from x's lowest to its highest element."""
+    base is a read-only 1-D view from x's lowest to its highest element (`_read_only`)."""
     if x.flags.c_contiguous:  # the common case, and a cheap one: a flat view, strides from the shape
-        base = x.ravel()
-        base.setflags(write=False)
-        return base, (0, x.shape[2], 1, x.shape[1] * x.shape[2], batch)
+        return _read_only(x.ravel()), (0, x.shape[2], 1, x.shape[1] * x.shape[2], batch)
     itemsize = x.itemsize
     if any(s % itemsize for s in x.strides):
         raise ValueError(f"gemm: {name} {x.shape} has strides {x.strides}, not multiples of its item size")
@@ -480,6 +478,14 @@ def _flat(name, x, batch):
     span = 1 + sum((n - 1) * abs(s) for n, s in zip(x.shape, strides))
     base = as_strided(lowest, shape=(span,), strides=(itemsize,), writeable=False)
     return base, (offset, strides[1], strides[2], strides[0], batch)
+
+
+def _read_only(x):
+    """x (a view of its own) made read-only. The kernels take every array they only read as read-only, so that
+    an operand's writeability never makes Numba build them again: each type of the GEMM kernels' arguments is
+    a compile of 7–20 s, and the four mixes of writeable and read-only bases were four of them."""
+    x.setflags(write=False)
+    return x
 
 
 def _aligned(dtype, size):
@@ -551,11 +557,11 @@ def _operand(name, x, batch):
         if x.side != name:
             raise ValueError(f"gemm: {name} is packed as side {x.side!r} of a product")
         flat = x.panels.reshape(-1)
-        return flat, (0, 0, 0, 0, x.panels.shape[0]), flat
+        return _read_only(flat.view()), (0, 0, 0, 0, x.panels.shape[0]), flat
     if isinstance(x, Gathered):
         if name != "b":
             raise ValueError("gemm: only b may be a Gathered operand")
-        return x.base, (0, 0, 0, 1, x.rows.shape[0]), _nothing[x.dtype]
+        return _read_only(x.base.view()), (0, 0, 0, 1, x.rows.shape[0]), _nothing[x.dtype]
     base, layout = _flat(name, x, batch)
     return base, layout, _nothing[x.dtype]
 
@@ -597,13 +603,13 @@ def gemm(a, b, out, accumulate=False, bias=None, relu_cap=None):
     a (Ba, M, K) and b (Bb, K, N) may be any strided views, or `Packed` by `pack` (or a producer of
     panels); out (Bo, M, N) is C-contiguous and must not overlap them. accumulate=False overwrites out with
     the sum, accumulate=True adds the sum to out."""
-    check_gemm_operands(np.ndarray, _stand_in(a), _stand_in(b), out)
+    check_gemm_operands(np.ndarray, _stand_in(a), _stand_in(b), out, bias)
     (ba, m, k), (bb, _, n), bo = a.shape, b.shape, out.shape[0]
     batch = max(ba, bb, bo)
     dtype = out.dtype
     epilogue = bias is not None or relu_cap is not None
-    shift = _nothing[dtype] if not epilogue else (np.zeros(m, dtype) if bias is None else
-                                                  np.ascontiguousarray(bias, dtype=dtype))
+    # shift is writeable like _nothing: a copy of the bias (it may be read-only, as a memory-mapped one is)
+    shift = _nothing[dtype] if not epilogue else (np.zeros(m, dtype) if bias is None else np.array(bias, dtype))
     low, cap = (dtype.type(0), dtype.type(relu_cap)) if relu_cap is not None else _unclamped[dtype]
     if m == 0 or n == 0:
         return out

@@ -52,13 +52,13 @@ def gemm(device, a, b, out, accumulate=False, bias=None, relu_cap=None):
     row m and apply a ReLU (relu_cap=inf) or ReLU6 (relu_cap=6), fused into the same kernel. float32 runs on
     the tensor cores in TF32 when ninx.backends.cuda.allow_tf32 is set."""
     xp = device.xp
-    check_gemm_operands(xp.ndarray, a, b, out)
+    check_gemm_operands(xp.ndarray, a, b, out, bias)
     (ba, m, k), (bb, _, n), bo = a.shape, b.shape, out.shape[0]
     if m == 0 or n == 0:
         return out
     batch = max(ba, bb, bo)
     c = out if accumulate else None
-    bias = None if bias is None else xp.ascontiguousarray(bias, dtype=a.dtype).reshape(m)
+    bias = None if bias is None else xp.ascontiguousarray(bias, dtype=a.dtype)
     tile = tiling.choose(device, m, n, bo)
     slices = slices_for(device, tile.blocks(m, n) * bo, batch // bo)
     partial = out if slices == 1 else xp.empty((slices * bo, m, n), dtype=a.dtype)
