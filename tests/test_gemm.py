@@ -343,7 +343,8 @@ def test_narrow_products_of_one_a_side_by_side_in_a_panel(monkeypatch, dtype, se
     m, k = 2 * MR + 1, 7
     for n in [n for n in sorted({1, 2, 3, width // 2 + 1, width}) if n <= min(width, nr // 2)]:
         batch = 2 * (nr // n) + 3
-        assert core._plan(np.dtype(dtype), m, n, k, 1, batch, batch, 0, 1)[3] == nr // n
+        plan = core._plan(np.dtype(dtype), m, n, k, 1, batch, batch, "contiguous", "contiguous", 0, 1)
+        assert plan.side_by_side == nr // n
         a = strided_view(rng, 1, m, k, dtype, a_layout)
         b = strided_view(rng, 1 if bb == 1 else batch, k, n, dtype, "contiguous")
         for accumulate in (False, True):

@@ -467,7 +467,7 @@ def _flat(name, x, batch):
 
     base is a read-only 1-D view from x's lowest to its highest element (`_read_only`)."""
     if x.flags.c_contiguous:  # the common case, and a cheap one: a flat view, strides from the shape
-        return _read_only(x.ravel()), (0, x.shape[2], 1, x.shape[1] * x.shape[2], batch)
+        return _read_only(x.ravel()), _contiguous(x.shape[1], x.shape[2], batch)
     itemsize = x.itemsize
     if any(s % itemsize for s in x.strides):
         raise ValueError(f"gemm: {name} {x.shape} has strides {x.strides}, not multiples of its item size")
@@ -478,6 +478,11 @@ def _flat(name, x, batch):
     span = 1 + sum((n - 1) * abs(s) for n, s in zip(x.shape, strides))
     base = as_strided(lowest, shape=(span,), strides=(itemsize,), writeable=False)
     return base, (offset, strides[1], strides[2], strides[0], batch)
+
+
+def _contiguous(rows, cols, batch):
+    """The layout (a plain tuple) of a C-contiguous operand of `batch` matrices of rows × cols."""
+    return 0, cols, 1, rows * cols, batch
 
 
 def _read_only(x):
@@ -549,16 +554,26 @@ def _stand_in(x):
     return as_strided(np.zeros(1, x.dtype), x.shape, (0, 0, 0)) if isinstance(x, (Packed, Gathered)) else x
 
 
-def _operand(name, x, batch):
-    """(base, layout, panels) of an operand (the layout a plain tuple in Layout's order): a strided view, a
-    Packed one's flat panels, or a Gathered one's base (batch stride 1: each of its matrices has an offset of
-    its own)."""
-    if isinstance(x, Packed):
+def _kind(x):
+    """What a checked operand is: "contiguous" (a C-contiguous array), "rows" (an array whose rows are
+    contiguous), "strided" (any other array), "packed" (`Packed`) or "gathered" (`Gathered`)."""
+    if isinstance(x, np.ndarray):
+        return "contiguous" if x.flags.c_contiguous else ("rows" if x.strides[2] == x.itemsize else "strided")
+    return "packed" if isinstance(x, Packed) else "gathered"
+
+
+def _operand(name, x, kind, batch, layout):
+    """(base, layout, panels) of an operand of that `_kind` (the layout a plain tuple in Layout's order): a
+    strided view, a Packed one's flat panels, or a Gathered one's base (batch stride 1: each of its matrices
+    has an offset of its own). A contiguous operand's layout is given (the Plan's)."""
+    if kind == "contiguous":
+        return _read_only(x.ravel()), layout, _nothing[x.dtype]
+    if kind == "packed":
         if x.side != name:
             raise ValueError(f"gemm: {name} is packed as side {x.side!r} of a product")
         flat = x.panels.reshape(-1)
         return _read_only(flat.view()), (0, 0, 0, 0, x.panels.shape[0]), flat
-    if isinstance(x, Gathered):
+    if kind == "gathered":
         if name != "b":
             raise ValueError("gemm: only b may be a Gathered operand")
         return _read_only(x.base.view()), (0, 0, 0, 1, x.rows.shape[0]), _nothing[x.dtype]
@@ -573,12 +588,23 @@ _blockings = {np.dtype(t): blocking(np.dtype(t).itemsize) for t in (np.float32, 
 _in_place_rows = {np.dtype(t): in_place_rows(np.dtype(t).itemsize) for t in (np.float32, np.float64)}
 
 
+class Plan(NamedTuple):
+    """How `gemm` runs a product of given extents and operand kinds (`_plan`)."""
+    blocks: tuple  # the Blocking, as a plain tuple
+    splits: int  # pieces each output matrix is cut into, along its rows or its columns
+    split_rows: bool
+    side_by_side: int  # products that share a panel (`_side_by_side`); 0: none
+    b_in_place: bool  # a row-major B of a short product is read where it lies (`in_place_rows`), never packed
+    pack_a: bool  # an operand broadcast over the products is packed once, before the tasks (`_pack`)
+    pack_b: bool
+    a_layout: tuple  # of a contiguous A (else None); b_layout likewise
+    b_layout: tuple
+
+
 @functools.lru_cache(maxsize=1024)
-def _plan(dtype, m, n, k, ba, bb, bo, packed_kc, workers):
-    """(blocks, splits, split_rows, side_by_side) of a product of these extents on `workers` threads: the
-    Blocking as a tuple, the pieces each output matrix is cut into, along its rows or its columns, and how
-    many products may share a panel (`_side_by_side`; 0: none). A pure function of its arguments, kept: a
-    tiny product's call would spend a µs deriving it again."""
+def _plan(dtype, m, n, k, ba, bb, bo, a_kind, b_kind, packed_kc, workers):
+    """The Plan of a product of these extents and operand kinds on `workers` threads. A pure function of its
+    arguments, kept: a tiny product's call would spend µs deriving it again."""
     nr = tile_columns(dtype.itemsize)
     largest = _blockings[dtype]
     kc = packed_kc or _balanced(k, largest.kc, 16)
@@ -587,12 +613,22 @@ def _plan(dtype, m, n, k, ba, bb, bo, packed_kc, workers):
     split_rows = -(-m // MR) > -(-n // nr)
     tiles = -(-m // MR) if split_rows else -(-n // nr)
     # side by side: one A of one block for all, each B[i] at most half a tile wide (a 1×1 convolution's at
-    # a few pixels) and each output one product's (no sum over the batch)
+    # a few pixels) and each output one product's (no sum over the batch); its panels move B's rows as runs
     batch = max(ba, bb, bo)
+    b_rows = b_kind in ("contiguous", "rows")
     side_by_side = (ba == 1 and bo == batch > 1 and bb in (1, batch) and 2 * n <= nr and n <= VECTOR_BYTES //
-                    dtype.itemsize and m <= largest.mc and k <= kc and not packed_kc
+                    dtype.itemsize and m <= largest.mc and k <= kc and not packed_kc and b_rows
                     and (k + MR) * nr <= largest.kc * largest.nc)  # the panel and a scratch tile in the B block
-    return blocks, min(tiles, workers // math.gcd(bo, workers)), split_rows, nr // n if side_by_side else 0
+    b_in_place = b_rows and m <= _in_place_rows[dtype]
+    # a broadcast operand would be packed again by every task: packed once instead, unless the work is too
+    # small to wake a second thread (a separate packing call costs ~5 µs)
+    once = not side_by_side and batch > 1 and workers > 1
+    arrays = ("contiguous", "rows", "strided")
+    return Plan(blocks, min(tiles, workers // math.gcd(bo, workers)), split_rows, nr // n if side_by_side else 0,
+                b_in_place, once and ba == 1 and a_kind in arrays,
+                once and bb == 1 and b_kind in arrays and not b_in_place,
+                _contiguous(m, k, ba) if a_kind == "contiguous" else None,
+                _contiguous(k, n, bb) if b_kind == "contiguous" else None)
 
 
 def gemm(a, b, out, accumulate=False, bias=None, relu_cap=None):
@@ -619,29 +655,23 @@ def gemm(a, b, out, accumulate=False, bias=None, relu_cap=None):
         if epilogue:
             np.minimum(np.maximum(out + shift[:, None], low, out=out), cap, out=out)  # NaN passes both
         return out
-    a_packed, b_packed = isinstance(a, Packed), isinstance(b, Packed)
-    if a_packed and b_packed and a.kc != b.kc:
+    a_kind, b_kind = _kind(a), _kind(b)
+    if a_kind == b_kind == "packed" and a.kc != b.kc:
         raise ValueError(f"gemm: a and b are packed with different depth blocks {sorted((a.kc, b.kc))}")
-    packed_kc = a.kc if a_packed else (b.kc if b_packed else 0)
-    # a row-major B of a short product is read in place (`in_place_rows`), never packed
-    b_in_place = isinstance(b, np.ndarray) and b.strides[2] == b.itemsize and m <= _in_place_rows[dtype]
+    packed_kc = a.kc if a_kind == "packed" else (b.kc if b_kind == "packed" else 0)
     workers = 1 if 2 * batch * m * n * k < SERIAL_FLOPS else numba.get_num_threads()
-    blocks, splits, split_rows, side_by_side = _plan(dtype, m, n, k, ba, bb, bo, packed_kc, workers)
-    if side_by_side and (isinstance(b, Gathered) or b.strides[2] != b.itemsize):
-        side_by_side = 0  # its panels move B's rows as runs of whole vectors
-    # an operand broadcast over the products would be packed again by every task: pack it once instead,
-    # unless the work is too small to wake a second thread (a separate packing call costs ~5 µs)
-    if isinstance(a, np.ndarray) and not side_by_side and ba == 1 and batch > 1 and workers > 1:
-        a = _pack(a, "a", _room(dtype, "a", _padded(m, dtype.itemsize, "a") * k))
-    if isinstance(b, np.ndarray) and not b_in_place and not side_by_side and bb == 1 and batch > 1 and workers > 1:
-        b = _pack(b, "b", _room(dtype, "b", _padded(n, dtype.itemsize, "b") * k))
-    a_base, a_layout, a_all = _operand("a", a, ba)
-    b_base, b_layout, b_all = _operand("b", b, bb)
+    plan = _plan(dtype, m, n, k, ba, bb, bo, a_kind, b_kind, packed_kc, workers)
+    if plan.pack_a:
+        a, a_kind = _pack(a, "a", _room(dtype, "a", _padded(m, dtype.itemsize, "a") * k)), "packed"
+    if plan.pack_b:
+        b, b_kind = _pack(b, "b", _room(dtype, "b", _padded(n, dtype.itemsize, "b") * k)), "packed"
+    a_base, a_layout, a_all = _operand("a", a, a_kind, ba, plan.a_layout)
+    b_base, b_layout, b_all = _operand("b", b, b_kind, bb, plan.b_layout)
     tables = _NOT_GATHERED
-    if isinstance(b, Gathered):
+    if b_kind == "gathered":
         tables = (b.rows, b.cols) + _runs(b.cols, tile_columns(dtype.itemsize))
-    job = (a_base, b_base, out, batch, k, bool(accumulate), splits, split_rows, a_all, b_all, *tables, b_in_place,
-           side_by_side, epilogue, shift, low, cap)
+    job = (a_base, b_base, out, batch, k, bool(accumulate), plan.splits, plan.split_rows, a_all, b_all, *tables,
+           plan.b_in_place, plan.side_by_side, epilogue, shift, low, cap)
     kernel = _gemm_serial if workers == 1 else _gemm_kernel
-    kernel(_workspace(dtype, _blockings[dtype], workers), a_layout, b_layout, blocks, job)
+    kernel(_workspace(dtype, _blockings[dtype], workers), a_layout, b_layout, plan.blocks, job)
     return out
