@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from ninx_kernels.cpu.borrowed import borrowed
-from ninx_kernels.cpu.gemm import MR, Gathered, blocking, gemm, in_place_rows, pack, tile_columns
+from ninx_kernels.cpu.gemm import MR, NR_VECTORS, Gathered, blocking, gemm, in_place_rows, pack, tile_columns
 from ninx_kernels.cpu.gemm_ir import VECTOR_BYTES
 from ninx_kernels.target import Target
 
@@ -331,22 +331,24 @@ def test_a_narrow_b_read_in_place_reads_nothing_past_its_end(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("serial", [True, False], ids=["calling thread", "all workers"])
-@pytest.mark.parametrize("bb, a_layout", [(1, "contiguous"), ("all", "transposed"), ("all", "reversed")])
-def test_narrow_products_of_one_a_side_by_side_in_a_panel(monkeypatch, dtype, serial, bb, a_layout):
-    """Products of one A whose B fills at most half a tile (a 1×1 convolution at a few pixels) share a panel,
-    nr // N of them: every width up to a vector, a last panel part full, several row tiles, accumulated or
-    not, with the epilogue."""
+@pytest.mark.parametrize("bb, a_layout, b_layout", [
+    (1, "contiguous", "contiguous"), ("all", "transposed", "contiguous"), ("all", "reversed", "columns")])
+def test_narrow_products_of_one_a_side_by_side_in_a_tile(monkeypatch, dtype, serial, bb, a_layout, b_layout):
+    """Products of one A whose B is at most a vector wide (a 1×1 convolution at a few pixels) share a register
+    tile, each in a slot of its own: every width up to a vector, slots full and part full, a last tile part
+    full, several row tiles, B's rows further apart than N, accumulated or not, with the epilogue."""
     core = importlib.import_module("ninx_kernels.cpu.gemm")
     monkeypatch.setattr(core, "SERIAL_FLOPS", 1 << 62 if serial else 0)
     rng = np.random.default_rng(13)
-    nr, width = tile_columns(np.dtype(dtype).itemsize), VECTOR_BYTES // np.dtype(dtype).itemsize
+    width = VECTOR_BYTES // np.dtype(dtype).itemsize
     m, k = 2 * MR + 1, 7
-    for n in [n for n in sorted({1, 2, 3, width // 2 + 1, width}) if n <= min(width, nr // 2)]:
-        batch = 2 * (nr // n) + 3
-        plan = core._plan(np.dtype(dtype), m, n, k, 1, batch, batch, "contiguous", "contiguous", 0, 1)
-        assert plan.side_by_side == nr // n
+    for n in [n for n in sorted({1, 2, 3, width // 2 + 1, width}) if n <= width]:
+        per = core._plan(np.dtype(dtype), m, n, k, 1, 64, 64, "contiguous", "contiguous", 0, 1).side_by_side
+        assert per >= NR_VECTORS and width // (per // NR_VECTORS) >= n  # the path is taken, a slot holds N
+        batch = 2 * per + 3
         a = strided_view(rng, 1, m, k, dtype, a_layout)
-        b = strided_view(rng, 1 if bb == 1 else batch, k, n, dtype, "contiguous")
+        b = strided_view(rng, 1 if bb == 1 else batch, k, n + 3, dtype, "contiguous")
+        b = b[:, :, 2:n + 2] if b_layout == "columns" else np.ascontiguousarray(b[:, :, :n])
         for accumulate in (False, True):
             check(a, b, rng.uniform(-1, 1, (batch, m, n)).astype(dtype), accumulate)
         bias, before = rng.uniform(-1, 1, m).astype(dtype), rng.uniform(-1, 1, (batch, m, n)).astype(dtype)

@@ -55,6 +55,13 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
  21: on the 2-core Zen 4: narrow products of one A side by side in a panel (`_side_by_side`, runs moved by
      the narrowest masked vector, `move_runs`): 8 products of 10×10 @ 10×4 a 12×32 tile, not 1.
      µs a call, 128× 15–16 → 9.0–9.2 (numpy 8.6–9.1), 1280× 94–100 → 30–31 (numpy 77–88)
+ 22: one build of the kernels per dtype (every array they only read is read-only: the mixes of writeable
+     and read-only bases were four builds of 7–20 s each); the operands' kinds in the cached `Plan`.
+ 23: narrow products in one register tile, their B rows loaded and C rows stored where they lie
+     (`narrow_tile`: 1, 2 or 4 slots a vector): the panel and scratch-tile moves of rung 21 took more time
+     than the FMAs. µs a call, 128×(10×10 @ 10×N), Zen 4: float64 N=4 9.9–10.3 → 8.3–8.7 (numpy
+     8.6–9.0), N=8 13.3–17.8 → 10.8–11.0; float32 N=4, 8, 16 7.7–7.9 → 7.4–7.9, 9.6–10 → 8.4, 13.5–14 →
+     10.6–11.5; float32 N=1, 2 (4 lanes a slot) 6.6–6.9 → 7.4–7.7, still below numpy's 8.2–8.6
 """
 import functools
 import math
@@ -68,7 +75,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..gemm_operands import check_gemm_operands
 from .borrowed import borrowed
-from .gemm_ir import (MR, NR_VECTORS, TARGET, VECTOR_BYTES, gather_padded, lanes, move_runs, tile_columns,
+from .gemm_ir import (MR, NR_VECTORS, TARGET, VECTOR_BYTES, gather_padded, lanes, narrow_tile, tile_columns,
                       tile_update, transpose_into)
 
 ALIGN = 64  # byte alignment of each worker's packing buffers
@@ -334,41 +341,35 @@ def _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, a
     return a_packed + b_packed
 
 
-@njit(inline="always")
-def _side_by_side(a_base, a, b_base, b, out, i_lo, i_hi, k_size, per, accumulate, a_panel, b_panel, epilogue,
-                  shift, low, cap):
-    """out[i] (+)= A @ B[i] for i_lo ≤ i < i_hi, one A for all and each B[i] narrower than half a tile: the B of
-    `per` products side by side in one panel (column t·N + j is B[g + t][:, j]), so that one register tile
-    serves `per` products, not one (a 1×1 convolution at 2×2 pixels used 4 of a tile's 32 columns). Each
-    tile goes through a scratch tile of c, gathered from and scattered to the products' rows of out.
-    Needs M ≤ mc and K ≤ kc (A is packed once, whole), B's rows contiguous and its batch 1 or the product's."""
+@njit  # a function of its own, not inlined: its unrolled tiles leave the worker's other paths as they were
+def _side_by_side(a_base, a, b_base, b, out, i_lo, i_hi, k_size, per, accumulate, a_panel, epilogue, shift, low,
+                  cap):
+    """out[i] (+)= A @ B[i] for i_lo ≤ i < i_hi, one A for all and each B[i] at most a vector wide: `per`
+    products side by side in one register tile (`narrow_tile`), read from B and written to out where they
+    lie (a 1×1 convolution at 2×2 pixels used 4 of a tile's 32 columns). Needs M ≤ mc and K ≤ kc (A is
+    packed once, whole), B's rows contiguous and its batch 1 or the product's."""
     m_size, n_size = out.shape[1], out.shape[2]
-    nr = NR_VECTORS * lanes(out)
     _pack_a(a_base, Matrix(a.offset, a.row_stride, a.col_stride), 0, m_size, 0, k_size, a_panel)
-    tile = b_panel[k_size * nr:]  # MR × nr, rows nr apart
     b_batch_stride = b.batch_stride if b.batch > 1 else 0
     g = i_lo
     while g < i_hi:
         count = min(per, i_hi - g)
-        for k in range(k_size):  # row k of the panel: the products' rows k, N columns each
-            move_runs(b_base, b.offset + g * b_batch_stride + k * b.row_stride, b_batch_stride, b_panel, k * nr,
-                      n_size, count, n_size)
         for r in range((m_size + MR - 1) // MR):
             rows = min(MR, m_size - r * MR)
-            # row i of the tile holds row r·MR + i of the products' outputs: out[i, m, j] is element
-            # (i·M + m)·N + j of the C-contiguous out
-            first = (g * m_size + r * MR) * n_size
-            if accumulate:
-                for i in range(rows):
-                    move_runs(out, first + i * n_size, m_size * n_size, tile, i * nr, n_size, count, n_size)
-            if count * n_size * NR_VECTORS > nr:
-                tile_update(a_panel, r * k_size * MR, b_panel, b_base, False, 0, nr, k_size, tile, 0, nr, rows,
-                            count * n_size, accumulate, epilogue, shift, r * MR, low, cap, NR_VECTORS)
+            # out[i, m, j] is element (i·M + m)·N + j of the C-contiguous out
+            a_at, b_at, c_at = r * k_size * MR, b.offset + g * b_batch_stride, (g * m_size + r * MR) * n_size
+            if per == 4 * NR_VECTORS:  # the products a vector holds: a literal, so each is a kernel of its own
+                narrow_tile(a_panel, a_at, b_base, b_at, b.row_stride, b_batch_stride, out, c_at, n_size,
+                            m_size * n_size, k_size, rows, count, n_size, accumulate, epilogue, shift, r * MR, low,
+                            cap, 4)
+            elif per == 2 * NR_VECTORS:
+                narrow_tile(a_panel, a_at, b_base, b_at, b.row_stride, b_batch_stride, out, c_at, n_size,
+                            m_size * n_size, k_size, rows, count, n_size, accumulate, epilogue, shift, r * MR, low,
+                            cap, 2)
             else:
-                tile_update(a_panel, r * k_size * MR, b_panel, b_base, False, 0, nr, k_size, tile, 0, nr, rows,
-                            count * n_size, accumulate, epilogue, shift, r * MR, low, cap, 1)
-            for i in range(rows):
-                move_runs(tile, i * nr, n_size, out, first + i * n_size, m_size * n_size, count, n_size)
+                narrow_tile(a_panel, a_at, b_base, b_at, b.row_stride, b_batch_stride, out, c_at, n_size,
+                            m_size * n_size, k_size, rows, count, n_size, accumulate, epilogue, shift, r * MR, low,
+                            cap, 1)
         g += per
 
 
@@ -419,8 +420,8 @@ def _worker(w, workers, work, a, b, blocks, job):
     a, b: the Layout of each operand in its base; blocks: the Blocking. A non-empty a_all or b_all holds
     that operand packed (`Packed`, flattened), read in place of packing it; a non-empty b_cols makes B a
     `Gathered` one with the offset tables b_rows, b_cols (and their runs, `_runs`); side_by_side > 1 puts
-    that many narrow products in one panel (`_side_by_side`); with `epilogue`, each output ends + shift[m],
-    clamped to [low, cap]."""
+    that many narrow products in one register tile (`_side_by_side`); with `epilogue`, each output ends
+    + shift[m], clamped to [low, cap]."""
     (a_base, b_base, out, batch, k_size, accumulate, splits, split_rows, a_all, b_all, b_rows, b_cols, b_run_start,
      b_run_length, b_panel_runs, b_in_place, side_by_side, epilogue, shift, low, cap) = job
     a, b, blocks = Layout(*a), Layout(*b), Blocking(*blocks)
@@ -428,11 +429,11 @@ def _worker(w, workers, work, a, b, blocks, job):
     nr = NR_VECTORS * lanes(out)
     tasks = out.shape[0] * splits
     a_panel, b_panel = work[:blocks.mc * blocks.kc], work[blocks.mc * blocks.kc:]
-    if side_by_side:  # products of `side_by_side` per panel: a worker takes a share of the panels
-        panels = (batch + side_by_side - 1) // side_by_side
-        i_lo, i_hi = panels * w // workers * side_by_side, panels * (w + 1) // workers * side_by_side
+    if side_by_side:  # products of `side_by_side` per tile: a worker takes a share of the tiles
+        tiles = (batch + side_by_side - 1) // side_by_side
+        i_lo, i_hi = tiles * w // workers * side_by_side, tiles * (w + 1) // workers * side_by_side
         _side_by_side(a_base, a, b_base, b, out, i_lo, min(i_hi, batch), k_size, side_by_side, accumulate, a_panel,
-                      b_panel, epilogue, shift, low, cap)
+                      epilogue, shift, low, cap)
         return
     packed = (-1, -1, -1, -1, -1, -1)  # nothing in the panels yet
     for t in range(tasks * w // workers, tasks * (w + 1) // workers):
@@ -616,15 +617,17 @@ def _plan(dtype, m, n, k, ba, bb, bo, a_kind, b_kind, packed_kc, workers):
     # a few pixels) and each output one product's (no sum over the batch); its panels move B's rows as runs
     batch = max(ba, bb, bo)
     b_rows = b_kind in ("contiguous", "rows")
-    side_by_side = (ba == 1 and bo == batch > 1 and bb in (1, batch) and 2 * n <= nr and n <= VECTOR_BYTES //
-                    dtype.itemsize and m <= largest.mc and k <= kc and not packed_kc and b_rows
-                    and (k + MR) * nr <= largest.kc * largest.nc)  # the panel and a scratch tile in the B block
+    width = VECTOR_BYTES // dtype.itemsize
+    side_by_side = (ba == 1 and bo == batch > 1 and bb in (1, batch) and n <= width and m <= largest.mc
+                    and k <= kc and not packed_kc and b_rows)
+    # products per tile: NR_VECTORS times the most that share a vector (1, 2 or 4), each in a slot ≥ N lanes
+    pieces = max(p for p in (1, 2, 4) if p <= width and width // p >= n) if side_by_side else 0
     b_in_place = b_rows and m <= _in_place_rows[dtype]
     # a broadcast operand would be packed again by every task: packed once instead, unless the work is too
     # small to wake a second thread (a separate packing call costs ~5 µs)
     once = not side_by_side and batch > 1 and workers > 1
     arrays = ("contiguous", "rows", "strided")
-    return Plan(blocks, min(tiles, workers // math.gcd(bo, workers)), split_rows, nr // n if side_by_side else 0,
+    return Plan(blocks, min(tiles, workers // math.gcd(bo, workers)), split_rows, NR_VECTORS * pieces,
                 b_in_place, once and ba == 1 and a_kind in arrays,
                 once and bb == 1 and b_kind in arrays and not b_in_place,
                 _contiguous(m, k, ba) if a_kind == "contiguous" else None,

@@ -420,54 +420,146 @@ def gather_padded(typingctx, src, src_start, step, count, dst, dst_start, width)
 
 
 @intrinsic
-def move_runs(typingctx, src, src_start, src_step, dst, dst_start, dst_step, runs, length):
-    """dst[dst_start + r·dst_step + j] = src[src_start + r·src_step + j] for r < runs, j < length ≤ the vector
-    width: each run one masked load and one masked store of the narrowest vector that holds it (a 512-bit
-    masked store takes two 256-bit ones on Zen 4), under a mask made once (side-by-side products' columns,
-    `gemm._side_by_side`)."""
-    _check_float_array("move_runs", dst)
+def narrow_tile(typingctx, a_panel, a_start, b, b_start, b_row, b_run, c, c_start, c_row, c_run, kc, rows, runs, n,
+                accumulate, finish, shift, shift_start, low, cap, pieces):
+    """c[c_start + i·c_row + t·c_run + q] (+)= Σ_{k<kc} a_panel[a_start + k·MR + i] · B_t[k, q], where
+    B_t[k, q] = b[b_start + k·b_row + t·b_run + q], for i < rows, t < runs, q < n: `runs` narrow products of
+    one A in one register tile, product t in lanes t·slot … t·slot + n − 1 of its rows. Their B rows are
+    loaded and their C rows stored where they lie: no panel and no scratch tile, whose moves cost more than
+    the tile's FMAs. `pieces` (a literal: 1, 2 or 4) products share a vector, each in a slot of (vector
+    width) / pieces ≥ n lanes, so the tile holds NR_VECTORS·pieces of them. Where `finish`, + shift[shift_start
+    + i], clamped to [low, cap]. Lanes past n and products past `runs` are never stored; a product past
+    `runs` loads the last one's B again (never memory past it)."""
+    _check_float_array("narrow_tile", c)
+    if not isinstance(pieces, types.IntegerLiteral):
+        raise errors.RequireLiteralValue(pieces)
+    requested = pieces.literal_value
 
     def codegen(context, builder, sig, args):
-        src_arr, src_start, src_step, dst_arr, dst_start, dst_step, runs, length = args
-        elem = context.get_data_type(sig.args[3].dtype)
+        (a_arr, a_start, b_arr, b_start, b_row, b_run, c_arr, c_start, c_row, c_run, kc, rows, runs, n, accumulate,
+         finish, shift_arr, shift_start, low, cap, _) = args
+        elem = context.get_data_type(sig.args[6].dtype)
         size = context.get_abi_sizeof(elem)
-        i64, i32 = ir.IntType(64), ir.IntType(32)
+        vec, fmuladd, _, _, _ = _vector_ops(context, builder, elem)
+        width, i64, i32 = vec.count, ir.IntType(64), ir.IntType(32)
+        per_vector = min(requested, width)  # a variant wider than the target's vectors is never run
+        width_of_slot = width // per_vector
+        piece = ir.VectorType(elem, width_of_slot)
+        mask_type = ir.VectorType(ir.IntType(1), width_of_slot)
+        name = f"v{width_of_slot}f{8 * size}"
+        masked_load = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            piece, [ir.PointerType(elem), i32, mask_type, piece]), f"llvm.masked.load.{name}.p0")
+        masked_store = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            ir.VoidType(), [piece, ir.PointerType(elem), i32, mask_type]), f"llvm.masked.store.{name}.p0")
         align = ir.Constant(i32, size)
-        src_ptr = builder.gep(context.make_array(sig.args[0])(context, builder, src_arr).data, [src_start])
-        dst_ptr = builder.gep(context.make_array(sig.args[3])(context, builder, dst_arr).data, [dst_start])
-        widest = VECTOR_BYTES // size
 
-        def moves(width):
-            vec = ir.VectorType(elem, width)
-            name = f"v{width}f{8 * size}"
-            mask_type = ir.VectorType(ir.IntType(1), width)
-            masked_load = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
-                vec, [ir.PointerType(elem), i32, mask_type, vec]), f"llvm.masked.load.{name}.p0")
-            masked_store = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
-                ir.VoidType(), [vec, ir.PointerType(elem), i32, mask_type]), f"llvm.masked.store.{name}.p0")
-            lane = ir.Constant(ir.VectorType(i64, width), list(range(width)))
-            mask = builder.icmp_signed("<", lane, _splat(builder, length, width))
-            zero = ir.Constant(vec, [ir.Constant(elem, 0.0)] * width)
+        def const(value):
+            return ir.Constant(i64, value)
 
-            def move(r, _):
-                x = builder.call(masked_load, [builder.gep(src_ptr, [builder.mul(r, src_step)]), align, mask, zero])
-                builder.call(masked_store, [x, builder.gep(dst_ptr, [builder.mul(r, dst_step)]), align, mask])
-                return []
-            _counted_loop(builder, runs, [], move, f"runs{width}")
+        def data(position, value):
+            return context.make_array(sig.args[position])(context, builder, value).data
 
-        def narrowest(width):  # runs of up to `width` lanes, else of wider vectors
-            if width >= widest:
-                moves(widest)
+        a_ptr = builder.gep(data(0, a_arr), [a_start])
+        c_ptr = builder.gep(data(6, c_arr), [c_start])
+        zero = ir.Constant(piece, [ir.Constant(elem, 0.0)] * width_of_slot)
+        mask = builder.icmp_signed("<", ir.Constant(ir.VectorType(i64, width_of_slot), list(range(width_of_slot))),
+                                   _splat(builder, n, width_of_slot))
+        # product t's B rows start at b_start + min(t, runs − 1)·b_run
+        last = builder.sub(runs, const(1))
+        b_first = []
+        for t in range(NR_VECTORS * per_vector):
+            clamped = builder.select(builder.icmp_signed("<", const(t), runs), const(t), last)
+            b_first.append(builder.gep(data(2, b_arr), [builder.add(b_start, builder.mul(clamped, b_run))]))
+
+        def load(pointer, masked):
+            if masked:
+                return builder.call(masked_load, [pointer, align, mask, zero])
+            return builder.load(builder.bitcast(pointer, ir.PointerType(piece)), align=size)
+
+        def store(value, pointer, masked):
+            if masked:
+                builder.call(masked_store, [value, pointer, align, mask])
+            else:
+                builder.store(value, builder.bitcast(pointer, ir.PointerType(piece)), align=size)
+
+        def joined(pieces):  # one vector of the pieces side by side, joined pairwise
+            while len(pieces) > 1:
+                count = 2 * pieces[0].type.count
+                pieces = [builder.shuffle_vector(x, y, ir.Constant(ir.VectorType(i32, count), list(range(count))))
+                          for x, y in zip(pieces[::2], pieces[1::2])]
+            return pieces[0]
+
+        def k_loop(masked):
+            def k_step(k, acc):
+                row = builder.mul(k, b_row)
+                b_vecs = [joined([load(builder.gep(b_first[v * per_vector + p], [row]), masked)
+                                  for p in range(per_vector)]) for v in range(NR_VECTORS)]
+                a_col = builder.gep(a_ptr, [builder.mul(k, const(MR))])
+                new = []
+                for i in range(MR):
+                    a_i = _splat(builder, builder.load(builder.gep(a_col, [const(i)]), typ=elem), width)
+                    new += [builder.call(fmuladd, [a_i, b_vecs[v], acc[i * NR_VECTORS + v]]) for v in range(NR_VECTORS)]
+                return new
+            zeros = ir.Constant(vec, [ir.Constant(elem, 0.0)] * width)
+            return _counted_loop(builder, kc, [zeros] * (MR * NR_VECTORS), k_step, "narrow_k")
+
+        whole = builder.icmp_signed("==", n, const(width_of_slot))
+        # AVX-512 masks a move for free; elsewhere products whose N fills the slot move with plain loads/stores
+        masked_only = MASK_REGISTERS
+        sums = k_loop(True) if masked_only else _either_values(builder, whole, lambda: k_loop(False),
+                                                               lambda: k_loop(True))
+        shift_ptr = builder.gep(data(16, shift_arr), [shift_start])
+        low_vec, cap_vec = _splat(builder, low, width_of_slot), _splat(builder, cap, width_of_slot)
+        adding = builder.icmp_unsigned("!=", accumulate, ir.Constant(accumulate.type, 0))
+
+        def write_back(epilogue, masked, add):
+            for i in range(MR):
+                with builder.if_then(builder.icmp_signed("<", const(i), rows)):
+                    row = builder.gep(c_ptr, [builder.mul(const(i), c_row)])
+                    for t in range(NR_VECTORS * per_vector):
+                        with builder.if_then(builder.icmp_signed("<", const(t), runs)):
+                            v, p = divmod(t, per_vector)
+                            lanes = list(range(p * width_of_slot, (p + 1) * width_of_slot))
+                            total = sums[i * NR_VECTORS + v]
+                            value = builder.shuffle_vector(total, total, ir.Constant(ir.VectorType(i32, width_of_slot),
+                                                                                     lanes))
+                            dst = builder.gep(row, [builder.mul(const(t), c_run)])
+                            if add:
+                                value = builder.fadd(load(dst, masked), value)
+                            if epilogue:  # + shift[i], then ≤ low → low and > cap → cap (NaN passes)
+                                value = builder.fadd(value, _splat(builder, builder.load(builder.gep(shift_ptr,
+                                                                                                   [const(i)])),
+                                                                   width_of_slot))
+                                value = builder.select(builder.fcmp_ordered(">", value, cap_vec), cap_vec, value)
+                                value = builder.select(builder.fcmp_ordered("<=", value, low_vec), low_vec, value)
+                            store(value, dst, masked)
+
+        def write_backs(epilogue, masked):
+            with builder.if_else(adding) as (yes, no):
+                with yes:
+                    write_back(epilogue, masked, True)
+                with no:
+                    write_back(epilogue, masked, False)
+
+        def either_mask(epilogue):
+            if masked_only:
+                write_backs(epilogue, True)
                 return
-            with builder.if_else(builder.icmp_signed("<=", length, ir.Constant(i64, width))) as (fits, wider):
-                with fits:
-                    moves(width)
-                with wider:
-                    narrowest(2 * width)
-        narrowest(max(2, widest // 4))
+            with builder.if_else(whole) as (plain, partial):
+                with plain:
+                    write_backs(epilogue, False)
+                with partial:
+                    write_backs(epilogue, True)
+
+        with builder.if_else(builder.icmp_unsigned("!=", finish, ir.Constant(finish.type, 0))) as (finishing, ongoing):
+            with finishing:
+                either_mask(True)
+            with ongoing:
+                either_mask(False)
         return context.get_dummy_value()
 
-    return types.none(src, src_start, src_step, dst, dst_start, dst_step, runs, length), codegen
+    return types.none(a_panel, a_start, b, b_start, b_row, b_run, c, c_start, c_row, c_run, kc, rows, runs, n,
+                      accumulate, finish, shift, shift_start, low, cap, pieces), codegen
 
 
 @intrinsic
