@@ -60,8 +60,8 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
  23: narrow products in one register tile, their B rows loaded and C rows stored where they lie
      (`narrow_tile`: 1, 2 or 4 slots a vector): the panel and scratch-tile moves of rung 21 took more time
      than the FMAs. µs a call, 128×(10×10 @ 10×N), Zen 4: float64 N=4 9.9–10.3 → 8.3–8.7 (numpy
-     8.6–9.0), N=8 13.3–17.8 → 10.8–11.0; float32 N=4, 8, 16 7.7–7.9 → 7.4–7.9, 9.6–10 → 8.4, 13.5–14 →
-     10.6–11.5; float32 N=1, 2 (4 lanes a slot) 6.6–6.9 → 7.4–7.7, still below numpy's 8.2–8.6
+     8.6–9.0), N=8 13.3–17.8 → 10.8–11.0; float32 N=4, 8, 16 7.7–7.9 → 7.4–7.9, 9.6–10 → 8.4,
+     13.5–14 → 10.6–11.5; float32 N=1, 2 (4 lanes a slot) 6.6–6.9 → 7.4–7.7, below numpy's 8.2–8.6
 """
 import functools
 import math
