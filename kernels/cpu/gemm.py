@@ -55,9 +55,9 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
  21: on the 2-core Zen 4: narrow products of one A side by side in a panel (`_side_by_side`, runs moved by
      the narrowest masked vector, `move_runs`): 8 products of 10×10 @ 10×4 a 12×32 tile, not 1.
      µs a call, 128× 15–16 → 9.0–9.2 (numpy 8.6–9.1), 1280× 94–100 → 30–31 (numpy 77–88)
- 22: one build of the kernels per dtype (every array they only read is read-only: the mixes of writeable
+ 23: one build of the kernels per dtype (every array they only read is read-only: the mixes of writeable
      and read-only bases were four builds of 7–20 s each); the operands' kinds in the cached `Plan`.
- 23: narrow products in one register tile, their B rows loaded and C rows stored where they lie
+ 24: narrow products in one register tile, their B rows loaded and C rows stored where they lie
      (`narrow_tile`: 1, 2 or 4 slots a vector): the panel and scratch-tile moves of rung 21 took more time
      than the FMAs. µs a call, 128×(10×10 @ 10×N), Zen 4: float64 N=4 9.9–10.3 → 8.3–8.7 (numpy
      8.6–9.0), N=8 13.3–17.8 → 10.8–11.0; float32 N=4, 8, 16 7.7–7.9 → 7.4–7.9, 9.6–10 → 8.4,
