@@ -594,7 +594,7 @@ class Plan(NamedTuple):
     blocks: tuple  # the Blocking, as a plain tuple
     splits: int  # pieces each output matrix is cut into, along its rows or its columns
     split_rows: bool
-    side_by_side: int  # products that share a panel (`_side_by_side`); 0: none
+    side_by_side: int  # products that share a register tile (`_side_by_side`); 0: none
     b_in_place: bool  # a row-major B of a short product is read where it lies (`in_place_rows`), never packed
     pack_a: bool  # an operand broadcast over the products is packed once, before the tasks (`_pack`)
     pack_b: bool
@@ -613,8 +613,9 @@ def _plan(dtype, m, n, k, ba, bb, bo, a_kind, b_kind, packed_kc, workers):
     blocks = (kc, _balanced(m, largest.mc, MR), largest.kc * largest.nc // kc // nr * nr)
     split_rows = -(-m // MR) > -(-n // nr)
     tiles = -(-m // MR) if split_rows else -(-n // nr)
-    # side by side: one A of one block for all, each B[i] at most half a tile wide (a 1×1 convolution's at
-    # a few pixels) and each output one product's (no sum over the batch); its panels move B's rows as runs
+    # side by side: one A of one block for all, each B[i] at most a vector wide (a 1×1 convolution's at a
+    # few pixels) with its rows contiguous (`narrow_tile` loads them as slots of vectors), and each output
+    # one product's (no sum over the batch)
     batch = max(ba, bb, bo)
     b_rows = b_kind in ("contiguous", "rows")
     width = VECTOR_BYTES // dtype.itemsize

@@ -57,9 +57,10 @@ def tile_columns(itemsize):
     return NR_VECTORS * VECTOR_BYTES // itemsize
 
 
-def _vector_ops(context, builder, elem):
-    """(vector type, fmuladd, masked_load, masked_store, masked_gather) for one target vector of elem."""
-    width = VECTOR_BYTES // context.get_abi_sizeof(elem)
+def _vector_ops(context, builder, elem, width=None):
+    """(vector type, fmuladd, masked_load, masked_store, masked_gather) for one target vector of elem, or for
+    a vector of `width` elements."""
+    width = width or VECTOR_BYTES // context.get_abi_sizeof(elem)
     vec = ir.VectorType(elem, width)
     mask = ir.VectorType(ir.IntType(1), width)
     name = f"v{width}f{8 * context.get_abi_sizeof(elem)}"
@@ -72,6 +73,14 @@ def _vector_ops(context, builder, elem):
             declare(f"llvm.masked.load.{name}.p0", vec, ptr, i32, mask, vec),
             declare(f"llvm.masked.store.{name}.p0", ir.VoidType(), vec, ptr, i32, mask),
             declare(f"llvm.masked.gather.{name}.v{width}p0", vec, ir.VectorType(ptr, width), i32, mask, vec))
+
+
+def _shifted_and_clamped(builder, value, shift, low, cap):
+    """value + shift, then ≤ low → low and > cap → cap (vectors alike; NaN passes both): the convolution's
+    bias and ReLU/ReLU6 in a tile's write-back."""
+    value = builder.fadd(value, shift)
+    value = builder.select(builder.fcmp_ordered(">", value, cap), cap, value)
+    return builder.select(builder.fcmp_ordered("<=", value, low), low, value)
 
 
 def _splat(builder, value, n):
@@ -237,9 +246,8 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
             # value + shift[i], then ≤ low → low and > cap → cap, in the copy of the write-back that finishes
             if not epilogue:
                 return value
-            v = builder.fadd(value, splat(builder.load(builder.gep(shift_ptr, [const(i)]))))
-            v = builder.select(builder.fcmp_ordered(">", v, cap_vec), cap_vec, v)
-            return builder.select(builder.fcmp_ordered("<=", v, low_vec), low_vec, v)
+            return _shifted_and_clamped(builder, value, splat(builder.load(builder.gep(shift_ptr, [const(i)]))),
+                                        low_vec, cap_vec)
 
         # a tile of whole vectors (most of them) is written with plain moves: AVX2's masked ones (vmaskmov)
         # are slow on AMD cores; the last, partial tiles keep the masks
@@ -444,13 +452,7 @@ def narrow_tile(typingctx, a_panel, a_start, b, b_start, b_row, b_run, c, c_star
         width, i64, i32 = vec.count, ir.IntType(64), ir.IntType(32)
         per_vector = min(requested, width)  # a variant wider than the target's vectors is never run
         width_of_slot = width // per_vector
-        piece = ir.VectorType(elem, width_of_slot)
-        mask_type = ir.VectorType(ir.IntType(1), width_of_slot)
-        name = f"v{width_of_slot}f{8 * size}"
-        masked_load = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
-            piece, [ir.PointerType(elem), i32, mask_type, piece]), f"llvm.masked.load.{name}.p0")
-        masked_store = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
-            ir.VoidType(), [piece, ir.PointerType(elem), i32, mask_type]), f"llvm.masked.store.{name}.p0")
+        piece, _, masked_load, masked_store, _ = _vector_ops(context, builder, elem, width_of_slot)
         align = ir.Constant(i32, size)
 
         def const(value):
@@ -482,12 +484,12 @@ def narrow_tile(typingctx, a_panel, a_start, b, b_start, b_row, b_run, c, c_star
             else:
                 builder.store(value, builder.bitcast(pointer, ir.PointerType(piece)), align=size)
 
-        def joined(pieces):  # one vector of the pieces side by side, joined pairwise
-            while len(pieces) > 1:
-                count = 2 * pieces[0].type.count
-                pieces = [builder.shuffle_vector(x, y, ir.Constant(ir.VectorType(i32, count), list(range(count))))
-                          for x, y in zip(pieces[::2], pieces[1::2])]
-            return pieces[0]
+        def joined(slots):  # one vector of the slots side by side, joined pairwise
+            while len(slots) > 1:
+                count = 2 * slots[0].type.count
+                slots = [builder.shuffle_vector(x, y, ir.Constant(ir.VectorType(i32, count), list(range(count))))
+                         for x, y in zip(slots[::2], slots[1::2])]
+            return slots[0]
 
         def k_loop(masked):
             def k_step(k, acc):
@@ -530,12 +532,10 @@ def narrow_tile(typingctx, a_panel, a_start, b, b_start, b_row, b_run, c, c_star
                             dst = builder.gep(row, [builder.mul(const(t), c_run)])
                             if add:
                                 value = builder.fadd(load(dst, masked), value)
-                            if epilogue:  # + shift[i], then ≤ low → low and > cap → cap (NaN passes)
-                                value = builder.fadd(value, _splat(builder, builder.load(builder.gep(shift_ptr,
-                                                                                                   [const(i)])),
-                                                                   width_of_slot))
-                                value = builder.select(builder.fcmp_ordered(">", value, cap_vec), cap_vec, value)
-                                value = builder.select(builder.fcmp_ordered("<=", value, low_vec), low_vec, value)
+                            if epilogue:
+                                shifts = _splat(builder, builder.load(builder.gep(shift_ptr, [const(i)])),
+                                                width_of_slot)
+                                value = _shifted_and_clamped(builder, value, shifts, low_vec, cap_vec)
                             store(value, dst, masked)
 
         def write_backs(epilogue, masked):
