@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 
 from ninx_kernels.cpu.borrowed import borrowed
 from ninx_kernels.cpu.gemm import MR, NR_VECTORS, Gathered, blocking, gemm, in_place_rows, pack, tile_columns
-from ninx_kernels.cpu.gemm_ir import VECTOR_BYTES
+from ninx_kernels.cpu.gemm_ir import VECTOR_BYTES, gather_padded
 from ninx_kernels.target import Target
 
 DTYPES = (np.float32, np.float64)
@@ -310,13 +310,38 @@ def _ending_at_a_guard_page(shape, dtype):
     return array, region
 
 
+@numba.njit
+def _gathered(src, step, count, width, dst):
+    gather_padded(src, 0, step, count, dst, 0, width)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="maps a guard page with Linux's mprotect")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_strided_run_is_moved_padded_with_zeros_reading_nothing_past_its_last_element(dtype):
+    """gather_padded's contiguous, every-other (two loads and a shuffle) and gathered moves: elements
+    src[j·step] for j < count, zeros up to width, and no read past the last element moved."""
+    lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
+    nr = tile_columns(np.dtype(dtype).itemsize)
+    for step in (1, 2, 3):
+        for width in sorted({1, lanes - 1, lanes, lanes + 1, nr}):
+            for count in range(width + 1):
+                length = max(1, (count - 1) * step + 1)
+                src, region = _ending_at_a_guard_page((length,), dtype)
+                src[...] = np.arange(1, length + 1)
+                dst = np.full(width, np.nan, dtype)
+                _gathered(src, step, count, width, dst)
+                expected = np.concatenate([src[::step][:count], np.zeros(width - count, dtype)])
+                assert np.array_equal(dst, expected), (step, width, count)
+                del src
+                region.close()
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="maps a guard page with Linux's mprotect")
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_a_narrow_b_read_in_place_reads_nothing_past_its_end(dtype):
     # a tiny product's B (fewer columns than a vector) is read where it lies: the lanes past its columns
-    # are masked off, so reading the last row touches no memory after the array
     # are masked off, so reading the last row touches no memory after the array; so are the lanes past the
-    # runs that put products with one A side by side in a panel
+    # slots that put products with one A side by side in a register tile
     rng = np.random.default_rng(7)
     width = VECTOR_BYTES // np.dtype(dtype).itemsize
     for n in (1, width // 2 + 1, width - 1):

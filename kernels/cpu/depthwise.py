@@ -21,7 +21,9 @@ copied element by element → stacks in L1 copied by vector moves (PyTorch's for
   576@14², stride 2  0.71–0.80 / 0.70 / 0.47–0.51 → 0.43–0.46 / 0.33–0.35 / 0.34–0.37 (0.27)
   960@7²   0.52–0.55 / 0.55 / 0.42–0.43 → 0.27 / 0.27 / 0.28–0.29 (0.28)
 Frames once a thread instead of once a channel: 960@7² forward 0.27–0.29 → 0.21–0.24, 576@14²/2 0.39–0.44
-→ 0.38 (malloc and free were 16% of 960@7²'s time).
+→ 0.38 (malloc and free were 16% of 960@7²'s time). A stride-2 forward's outputs leave the stride-1 grid by
+two loads and a shuffle a vector, not a gather (`gather_padded`): 576@14²/2 on the 2-core Zen 4 took
+1.24–1.87× the time of the same layer at stride 1, and now 0.81–0.94× (alternating processes, 3 rounds).
 """
 from typing import NamedTuple
 
