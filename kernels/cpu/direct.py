@@ -126,6 +126,19 @@ def _tile(shape, x, start, taps, row_stride, panels, panel_start, nrc, depth, su
                     accumulate, _S3[0], _S3[1], VECTORS)
 
 
+@njit(inline="always")
+def _reading(highest, lowest, step, count, top, bottom):
+    """(lo, hi): the k < count that read some of x's rows [top, bottom), where the padded rows read at k run
+    from lowest + k·step to highest + k·step (k a tile's kernel row, or a kernel row's output row); every k
+    outside lo … hi − 1 reads only padding: all its rows lie above top or from bottom on."""
+    lo, hi = 0, count
+    while lo < count and highest + lo * step < top:
+        lo += 1
+    while hi > lo and lowest + (hi - 1) * step >= bottom:
+        hi -= 1
+    return lo, hi
+
+
 @njit(parallel=True, cache=True)
 def _forward(x, taps, panels, y, bias, low, cap, image_stride, row_stride, shape, kernel_rows):
     # y (N, oC, oh, ow) from x (flat, padded, with a tail for the last tiles' spare pixels) and panels
@@ -146,12 +159,7 @@ def _forward(x, taps, panels, y, bias, low, cap, image_stride, row_stride, shape
         start = n * image_stride + oy0 * row_stride + ox0
         # kernel row i of output row oy reads padded row oy·sh + i·dh: the tile skips the kernel rows that
         # read only the zeros above row `top` or from row `bottom` for all its output rows
-        last_row = oy0 + min(rows, oh - oy0) - 1
-        i_lo, i_hi = 0, kh
-        while i_lo < kh and last_row * sh + i_lo * dh < top:
-            i_lo += 1
-        while i_hi > i_lo and oy0 * sh + (i_hi - 1) * dh >= bottom:
-            i_hi -= 1
+        i_lo, i_hi = _reading((oy0 + min(rows, oh - oy0) - 1) * sh, oy0 * sh, dh, kh, top, bottom)
         sums = np.empty(rows * cols * nrc, y.dtype)
         for b in range(blocks):
             if i_hi - i_lo == kh:  # every tap, in one run
@@ -296,11 +304,7 @@ def _weight_gradient(x, pixels, gy, chunk, gwt, kh, kw, channel_stride, row_stri
             used = min(rows, channels - c0)
             # kernel row i reads padded row oy·sh + i·dh for output row oy: the rows oy_lo … oy_hi − 1 read
             # the input, the others only padding, whose products are zero and are skipped
-            oy_lo, oy_hi = 0, oh
-            while oy_lo < oh and oy_lo * sh + i * dh < top:
-                oy_lo += 1
-            while oy_hi > oy_lo and (oy_hi - 1) * sh + i * dh >= bottom:
-                oy_hi -= 1
+            oy_lo, oy_hi = _reading(i * dh, i * dh, sh, oh, top, bottom)
             if oy_hi - oy_lo == oh:  # every pixel of the chunk, in one run
                 _gradient_tile(kw, x, start, table, channel_stride, flat_chunk, b * nrc, padded_out,
                                images * length, flat_gwt, c_start, kh, used, n0 > 0)
