@@ -62,6 +62,9 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
      than the FMAs. µs a call, 128×(10×10 @ 10×N), Zen 4: float64 N=4 9.9–10.3 → 8.3–8.7 (numpy
      8.6–9.0), N=8 13.3–17.8 → 10.8–11.0; float32 N=4, 8, 16 7.7–7.9 → 7.4–7.9, 9.6–10 → 8.4,
      13.5–14 → 10.6–11.5; float32 N=1, 2 (4 lanes a slot) 6.6–6.9 → 7.4–7.7, below numpy's 8.2–8.6
+ 25: on the 2-core Ice Lake-SP: the micro-kernel prefetches B PREFETCH_AHEAD rows early, one line a
+     prefetch. Alternating processes, ratio to OpenBLAS, old → new: float64 1×1 96@28² 0.82–0.86 → 0.92–1.00,
+     float32 2048² 0.97–0.99 → 1.02–1.05 (in-process probe); the rest within the host's noise
 """
 import functools
 import math

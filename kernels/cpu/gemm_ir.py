@@ -33,6 +33,8 @@ def register_tile(target):
 TARGET = current()
 VECTOR_BYTES = TARGET.vector_bytes
 PREFETCH_DEPTH = 256  # k steps from which the micro-kernel prefetches its tile of c (see tile_update)
+PREFETCH_AHEAD = 8  # rows of B ahead of the one in use that the micro-kernel asks for (see tile_update)
+LINE_BYTES = 64
 MR, NR_VECTORS = register_tile(TARGET)  # rows, and columns in vectors, of the register tile
 # AVX-512 masks a vector move for free; elsewhere a whole vector moves with a plain load or store, since
 # AVX2's vmaskmov is slow on AMD (packing a 1024² B for the haswell target on Zen 4: 0.95 -> 0.79 ms, the
@@ -216,10 +218,21 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
         masks = [builder.icmp_signed("<", lane, splat(builder.sub(cols, const(v * width))))
                  for v in range(used)]
 
+        # B streams past the tile from L2 while the A micro-panel stays in L1; its rows are asked for
+        # PREFETCH_AHEAD steps early, one prefetch a cache line, as BLIS and OpenBLAS do (Ice Lake-SP, 2048²
+        # float32: 0.97-0.99 -> 1.02-1.05 of OpenBLAS); a prefetch never faults, so rows past kc may be asked
+        def ask_ahead(b_row):
+            later = builder.gep(b_row, [builder.mul(const(PREFETCH_AHEAD), ldb)])
+            for at in range(0, used * width, max(1, LINE_BYTES // size)):
+                address = builder.bitcast(builder.gep(later, [const(at)]), ir.PointerType(ir.IntType(8)))
+                builder.call(prefetch, [address, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+
         # the k loop: acc[i·used + v] += a[k, i] · b[k, v·width : (v+1)·width]
         def k_loop(masked):
             def k_step(k, acc):
                 b_row = builder.gep(b_ptr, [builder.mul(k, ldb)])
+                if not masked:  # a masked B is a tiny product's, read in place and short
+                    ask_ahead(b_row)
                 b_vecs = [builder.call(masked_load, [builder.gep(b_row, [const(v * width)]), align, masks[v], zero])
                           if masked else builder.load(builder.gep(b_row, [const(v * width)]), typ=vec, align=size)
                           for v in range(used)]
