@@ -34,7 +34,7 @@ TARGET = current()
 VECTOR_BYTES = TARGET.vector_bytes
 PREFETCH_DEPTH = 256  # k steps from which the micro-kernel prefetches its tile of c (see tile_update)
 PREFETCH_AHEAD = 8  # rows of B ahead of the one in use that the micro-kernel asks for (see tile_update)
-LINE_BYTES = 64
+LINE_BYTES = 64  # a cache line on x86 and most ARM cores; where lines are 128 bytes, every other prefetch is redundant
 MR, NR_VECTORS = register_tile(TARGET)  # rows, and columns in vectors, of the register tile
 # AVX-512 masks a vector move for free; elsewhere a whole vector moves with a plain load or store, since
 # AVX2's vmaskmov is slow on AMD (packing a 1024² B for the haswell target on Zen 4: 0.95 -> 0.79 ms, the
@@ -218,7 +218,7 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
         masks = [builder.icmp_signed("<", lane, splat(builder.sub(cols, const(v * width))))
                  for v in range(used)]
 
-        # B streams past the tile from L2 while the A micro-panel stays in L1; its rows are asked for
+        # B streams past the tile from L2 while the A micro-panel is reused from L1; its rows are asked for
         # PREFETCH_AHEAD steps early, one prefetch a cache line, as BLIS and OpenBLAS do (Ice Lake-SP, 2048²
         # float32: 0.97-0.99 -> 1.02-1.05 of OpenBLAS); a prefetch never faults, so rows past kc may be asked
         def ask_ahead(b_row):
