@@ -21,16 +21,18 @@ DTYPES = [np.float32, np.float64]
 @given(n=st.integers(1, 3), c=st.integers(1, 5), oc=st.integers(1, 40), oh=st.integers(1, 16),
        ow=st.integers(1, 30), k=st.sampled_from([(1, 1), (3, 3), (5, 3), (2, 5)]), sh=st.integers(1, 2),
        pad=st.tuples(st.integers(0, 2), st.integers(0, 2)), dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
-       shape=st.sampled_from(direct.SHAPES), relu=st.booleans(), dtype=st.sampled_from(DTYPES), seed=seeds)
-def test_forward_is_the_definition(n, c, oc, oh, ow, k, sh, pad, dilation, shape, relu, dtype, seed):
-    """Every tile shape on any output size: spare pixels and channels of the last tiles are never stored."""
+       shape=st.sampled_from(direct.SHAPES), band=st.sampled_from([None, 1, 2, 3]), relu=st.booleans(),
+       dtype=st.sampled_from(DTYPES), seed=seeds)
+def test_forward_is_the_definition(n, c, oc, oh, ow, k, sh, pad, dilation, shape, band, relu, dtype, seed):
+    """Every tile shape on any output size, in bands of any rows of tiles (a last band shorter): spare pixels
+    and channels of the last tiles are never stored."""
     (kh, kw), (ph, pw), (dh, dw) = k, pad, dilation
     h, w = (oh - 1) * sh + dh * (kh - 1) + 1 - 2 * ph, ow + dw * (kw - 1) - 2 * pw
     if h < 1 or w < 1:
         return
     x, weight, bias = values((n, c, h, w), seed), values((oc, c, kh, kw), seed + 1), values((oc,), seed + 2)
     y = direct.conv_direct(x.astype(dtype), weight.astype(dtype), pad, dilation, sh, (oh, ow), shape,
-                           bias.astype(dtype), np.inf if relu else None)
+                           bias.astype(dtype), np.inf if relu else None, band)
     expected = ref.conv2d(x, weight, bias, (sh, 1), pad, dilation)
     magnitude = ref.conv2d(abs(x), abs(weight), abs(bias), (sh, 1), pad, dilation)
     ref.assert_close(y, np.maximum(expected, 0) if relu else expected, dtype, terms=c * kh * kw + 1,
@@ -40,7 +42,8 @@ def test_forward_is_the_definition(n, c, oc, oh, ow, k, sh, pad, dilation, shape
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", direct.SHAPES)
 @pytest.mark.parametrize("chunk", [None, 2], ids=["one chunk", "chunks of 2 channels"])
-def test_kernel_rows_reading_only_padding_are_skipped_exactly(monkeypatch, dtype, shape, chunk):
+@pytest.mark.parametrize("band", [1, 2])
+def test_kernel_rows_reading_only_padding_are_skipped_exactly(monkeypatch, dtype, shape, chunk, band):
     """A tile skips the kernel rows that read only padding for all its output rows, a run of taps in each
     chunk of channels (`tap_order`): padding wider than the kernel leaves whole tiles with no tap to run
     (their outputs are the bias, clamped), row stride and dilation move which rows are skipped."""
@@ -51,7 +54,7 @@ def test_kernel_rows_reading_only_padding_are_skipped_exactly(monkeypatch, dtype
         oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
         x, weight, bias = values((2, 3, h, w), 1), values((5, 3, kh, kw), 2), values((5,), 3)
         y = direct.conv_direct(x.astype(dtype), weight.astype(dtype), (ph, 1), (dh, 1), sh, (oh, w), shape,
-                               bias.astype(dtype), np.inf)
+                               bias.astype(dtype), np.inf, band)
         expected = np.maximum(ref.conv2d(x, weight, bias, (sh, 1), (ph, 1), (dh, 1)), 0)
         magnitude = ref.conv2d(abs(x), abs(weight), abs(bias), (sh, 1), (ph, 1), (dh, 1))
         ref.assert_close(y, expected, dtype, terms=3 * kh * kw + 1, magnitude=magnitude)

@@ -29,7 +29,14 @@ skip none). The taps run in chunks of channels that stay in L1, each chunk's ker
 (`tap_order`), so a tile's taps are one run a chunk. The weight gradient's tile of a kernel row sums, image
 by image, only the output rows whose input row lies in x. The 5×5 layer on the 2-core Zen 4, alternating
 processes, medians: forward 102 → 94 ms, input gradient 107 → 96, weight gradient 118 → 111.
+
+The forward's tiles store their sums, with the bias and the clamp applied in `window_tile`'s write-back,
+pixel-major into a band of rows of tiles (`band_rows`); the band then goes into y's channel planes through
+register transposes, each plane in runs of the band's rows. With a task a tile, each tile wrote 56 bytes
+into each of 96 planes in turn, and the small NiN's first layer (25 taps, where writing y is most of the
+work) took 18–22 ms on the 2-core Ice Lake-SP, 4 of them with y replaced by a scratch buffer.
 """
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -47,6 +54,7 @@ VECTORS = 2
 PIXELS = (TARGET.vector_registers - VECTORS - 2) // VECTORS
 SHAPES = ((1, PIXELS), (1, PIXELS - 1), (2, PIXELS // 2), (2, PIXELS // 2 - 1))
 _S0, _S1, _S2, _S3 = SHAPES  # as globals of their own, whose items Numba reads as literals
+TASKS_PER_THREAD = 4  # tasks of the forward a thread gets at least, where the images allow (`band_rows`)
 LEAST_USE = 0.75  # of the tile's pixels a layer must use for this path to beat the GEMM's
 # C·kh·kw below which the GEMM's path wins. With mask registers (2-core Zen 5, same-process A/B, with bias and
 # ReLU): 5×5 1→96 @28² (the small NiN's first layer) 4.97 against 7.35 ms, 3×3 1→32 @28² 1.19 against 3.36;
@@ -107,23 +115,24 @@ def channel_block(itemsize):
 
 
 @njit(inline="always")
-def _tile(shape, x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, accumulate):
-    """sums (R·KW pixels × nrc channels, pixel-major) (+)= one tile of SHAPES[shape]: window_tile wants the
-    shape as literals, so each shape has its call."""
+def _tile(shape, x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, sums_start, ldr, accumulate,
+          finish, shift, shift_start, low, cap):
+    """sums (pixel-major: pixel (r, i) of the tile at sums_start + r·ldr + i·nrc, nrc channels) (+)= one tile
+    of SHAPES[shape], + shift and clamped to [low, cap] where `finish`: window_tile wants the shape as
+    literals, so each shape has its call."""
     rows, cols = SHAPES[shape]
-    ld = cols * nrc
     if shape == 0:
-        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, 0, ld, nrc, rows, cols,
-                    accumulate, _S0[0], _S0[1], VECTORS)
+        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, sums_start, ldr, nrc, rows,
+                    cols, accumulate, finish, shift, shift_start, low, cap, _S0[0], _S0[1], VECTORS)
     elif shape == 1:
-        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, 0, ld, nrc, rows, cols,
-                    accumulate, _S1[0], _S1[1], VECTORS)
+        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, sums_start, ldr, nrc, rows,
+                    cols, accumulate, finish, shift, shift_start, low, cap, _S1[0], _S1[1], VECTORS)
     elif shape == 2:
-        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, 0, ld, nrc, rows, cols,
-                    accumulate, _S2[0], _S2[1], VECTORS)
+        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, sums_start, ldr, nrc, rows,
+                    cols, accumulate, finish, shift, shift_start, low, cap, _S2[0], _S2[1], VECTORS)
     else:
-        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, 0, ld, nrc, rows, cols,
-                    accumulate, _S3[0], _S3[1], VECTORS)
+        window_tile(x, start, taps, row_stride, panels, panel_start, nrc, depth, sums, sums_start, ldr, nrc, rows,
+                    cols, accumulate, finish, shift, shift_start, low, cap, _S3[0], _S3[1], VECTORS)
 
 
 @njit(inline="always")
@@ -140,57 +149,71 @@ def _reading(highest, lowest, step, count, top, bottom):
 
 
 @njit(parallel=True, cache=True)
-def _forward(x, taps, panels, y, bias, low, cap, image_stride, row_stride, shape, kernel_rows):
+def _forward(x, taps, panels, y, bias, low, cap, image_stride, row_stride, shape, kernel_rows, band):
     # y (N, oC, oh, ow) from x (flat, padded, with a tail for the last tiles' spare pixels) and panels
-    # (blocks, K, nrc): panels[b, t, j] = W[b·nrc + j, t], the taps t in `tap_order`. A task is a tile of
-    # pixels for every block of output channels in turn, so that its window rows are read from L1 by every
-    # block (5×5 layer: 55 → 50 ms against blocks outermost, which kept a thread's weight panels in L2 but
-    # read x from L3 a block at a time)
+    # (blocks, K, nrc): panels[b, t, j] = W[b·nrc + j, t], the taps t in `tap_order`. A task is a band of
+    # `band` rows of tiles across the image, for every block of output channels in turn, so that its window
+    # rows are read from L1 by every block (5×5 layer: 55 → 50 ms against blocks outermost, which kept a
+    # thread's weight panels in L2 but read x from L3 a block at a time)
     n_images, out_channels, oh, ow = y.shape
     blocks, depth, nrc = panels.shape
     rows, cols = SHAPES[shape]
     kh, dh, sh, top, bottom, chunk = kernel_rows
     width = lanes(y)
     row_groups, col_tiles = (oh + rows - 1) // rows, (ow + cols - 1) // cols
+    bands, line = (row_groups + band - 1) // band, col_tiles * cols  # line: pixels a row of the band's sums
     flat, out = panels.reshape(-1), y.reshape(-1)
-    for task in prange(n_images * row_groups * col_tiles):
-        n, rest = task // (row_groups * col_tiles), task % (row_groups * col_tiles)
-        oy0, ox0 = rest // col_tiles * rows, rest % col_tiles * cols
-        start = n * image_stride + oy0 * row_stride + ox0
-        # kernel row i of output row oy reads padded row oy·sh + i·dh: the tile skips the kernel rows that
-        # read only the zeros above row `top` or from row `bottom` for all its output rows
-        i_lo, i_hi = _reading((oy0 + min(rows, oh - oy0) - 1) * sh, oy0 * sh, dh, kh, top, bottom)
-        sums = np.empty(rows * cols * nrc, y.dtype)
+    for task in prange(n_images * bands):
+        n, first = task // bands, task % bands * band
+        groups = min(band, row_groups - first)
+        oy_first = first * rows
+        out_rows = min(groups * rows, oh - oy_first)
+        sums = np.empty(groups * rows * line * nrc, y.dtype)
         for b in range(blocks):
-            if i_hi - i_lo == kh:  # every tap, in one run
-                _tile(shape, x, start, taps, row_stride, flat, b * depth * nrc, nrc, depth, sums, False)
-            else:
-                per_row = depth // kh  # taps of one kernel row: C·kw
-                sums[:] = 0
-                c0 = 0
-                while c0 < per_row:  # a chunk's kernel rows i_lo … i_hi − 1: one run of its taps
-                    span = min(chunk, per_row - c0)  # the chunk's taps of one kernel row
-                    first = c0 * kh + i_lo * span
-                    _tile(shape, x, start, taps[first:], row_stride, flat, (b * depth + first) * nrc, nrc,
-                          (i_hi - i_lo) * span, sums, True)
-                    c0 += chunk
-            # + bias, clamped to [low, cap] (NaN passes), then each row of pixels into y's planes: width
-            # channels at a time through a register transpose, single elements for a last, partial block
-            for p in range(rows * cols):
-                for j in range(nrc):
-                    v = sums[p * nrc + j] + bias[b * nrc + j]
-                    sums[p * nrc + j] = low if v <= low else (cap if v > cap else v)
+            for g in range(groups):
+                oy0 = oy_first + g * rows
+                # kernel row i of output row oy reads padded row oy·sh + i·dh: the tile skips the kernel rows
+                # that read only the zeros above row `top` or from row `bottom` for all its output rows
+                i_lo, i_hi = _reading((oy0 + min(rows, oh - oy0) - 1) * sh, oy0 * sh, dh, kh, top, bottom)
+                for t in range(col_tiles):
+                    start, at = n * image_stride + oy0 * row_stride + t * cols, (g * rows * line + t * cols) * nrc
+                    if i_hi - i_lo == kh:  # every tap, in one run
+                        _tile(shape, x, start, taps, row_stride, flat, b * depth * nrc, nrc, depth, sums, at,
+                              line * nrc, False, True, bias, b * nrc, low, cap)
+                        continue
+                    per_row = depth // kh  # taps of one kernel row: C·kw
+                    for c0 in range(0, per_row, chunk):  # kernel rows i_lo … i_hi − 1 of a chunk: one run
+                        span = min(chunk, per_row - c0)  # the chunk's taps of one kernel row
+                        tap = c0 * kh + i_lo * span
+                        _tile(shape, x, start, taps[tap:], row_stride, flat, (b * depth + tap) * nrc, nrc,
+                              (i_hi - i_lo) * span, sums, at, line * nrc, c0 > 0, c0 + chunk >= per_row, bias,
+                              b * nrc, low, cap)
+            # the band, biased and clamped, into y's planes: width channels at a time through a register
+            # transpose, single elements for a last, partial block
             channels = min(nrc, out_channels - b * nrc)
-            for r in range(min(rows, oh - oy0)):
-                pixels = min(cols, ow - ox0)
-                corner = ((n * out_channels + b * nrc) * oh + oy0 + r) * ow + ox0
-                for k in range(0, channels - width + 1, width):
-                    for q in range(0, pixels, width):
-                        transpose_into(sums, (r * cols + q) * nrc + k, nrc, min(width, pixels - q), out,
-                                       corner + k * oh * ow + q, oh * ow, min(width, pixels - q))
-                for k in range(channels - channels % width, channels):
-                    for q in range(pixels):
-                        out[corner + k * oh * ow + q] = sums[(r * cols + q) * nrc + k]
+            corner = ((n * out_channels + b * nrc) * oh + oy_first) * ow
+            for k in range(0, channels - width + 1, width):
+                for r in range(out_rows):
+                    for q in range(0, ow, width):
+                        transpose_into(sums, (r * line + q) * nrc + k, nrc, min(width, ow - q), out,
+                                       corner + k * oh * ow + r * ow + q, oh * ow, min(width, ow - q))
+            for k in range(channels - channels % width, channels):
+                for r in range(out_rows):
+                    for q in range(ow):
+                        out[corner + k * oh * ow + r * ow + q] = sums[(r * line + q) * nrc + k]
+
+
+def band_rows(shape, out_size, n_images, itemsize):
+    """Rows of tiles a task of the forward computes before writing them back: as many as keep the band's sums
+    in a quarter of L2, and leave every thread TASKS_PER_THREAD tasks where the images allow. Longer bands
+    write each plane of y in longer runs: the small NiN's first layer (5×5 1→96 @28², 25 taps, where the
+    write-back is most of the work) on the 2-core Ice Lake-SP, tiles of one row: 11–18 ms a band of one row,
+    5.0–5.8 of four, 4.6–5.1 of the whole image, against 18–22 with a task a tile."""
+    (rows, cols), (oh, ow) = shape, out_size
+    row_groups, line = -(-oh // rows), -(-ow // cols) * cols
+    fit = TARGET.l2 // 4 // (rows * line * channel_block(itemsize) * itemsize)
+    spread = n_images * row_groups // (TASKS_PER_THREAD * numba.get_num_threads())
+    return max(1, min(row_groups, fit, spread))
 
 
 def tap_order(c, kh, kw, chunk):
@@ -217,9 +240,10 @@ def _panels(weight, nrc, order):
     return np.ascontiguousarray(rows.reshape(blocks, nrc, -1).transpose(0, 2, 1))
 
 
-def conv_direct(x, weight, pad, dilation, sh, out_size, shape, bias=None, relu_cap=None):
+def conv_direct(x, weight, pad, dilation, sh, out_size, shape, bias=None, relu_cap=None, band=None):
     """y (N, oC, oh, ow) = conv(x, weight) with column stride 1, row stride sh, padding pad = (ph, pw) and
-    dilation (dh, dw), tiles of `shape` (from tile_shape); + bias[o], clamped to [0, relu_cap] when given."""
+    dilation (dh, dw), tiles of `shape` (from tile_shape); + bias[o], clamped to [0, relu_cap] when given.
+    A task computes `band` rows of tiles (by default `band_rows`)."""
     (n, c, h, w), (out_channels, _, kh, kw), (ph, pw), (dh, dw), (oh, ow) = x.shape, weight.shape, pad, dilation, \
         out_size
     hp, wp = h + 2 * ph, w + 2 * pw
@@ -238,7 +262,8 @@ def conv_direct(x, weight, pad, dilation, sh, out_size, shape, bias=None, relu_c
     if bias is not None:
         shift[:out_channels] = bias
     _forward(padded(x, ph, pw, last), taps, _panels(weight, nrc, order), y, shift, low, cap, c * hp * wp,
-             sh * wp, SHAPES.index(shape), (kh, dh, sh, ph, ph + h, chunk * kw))
+             sh * wp, SHAPES.index(shape), (kh, dh, sh, ph, ph + h, chunk * kw),
+             band or band_rows(shape, out_size, n, x.itemsize))
     return y
 
 
@@ -255,16 +280,20 @@ CHUNK_BYTES = TARGET.l2 // 2  # dyᵀ of a chunk of images stays in half of L2 w
 def _gradient_tile(kw, x, start, table, channel_stride, chunk, b_start, padded_out, steps, gwt, c_start, kh, used,
                    accumulate):
     """gwt's tile of `used` input channels × the kw taps of one kernel row (+)= the sum over `steps` pixels:
-    window_tile wants the kernel width as a literal, so each width has its call."""
+    window_tile wants the kernel width as a literal, so each width has its call. No epilogue: finish is
+    False, so the shift, low and cap passed (gwt's own) are never read."""
     if kw == 3:
         window_tile(x, start, table, channel_stride, chunk, b_start, padded_out, steps, gwt, c_start,
-                    kh * kw * padded_out, padded_out, used, 3, accumulate, R3, 3, GRADIENT_VECTORS)
+                    kh * kw * padded_out, padded_out, used, 3, accumulate, False, gwt, 0,
+                    gwt[0], gwt[0], R3, 3, GRADIENT_VECTORS)
     elif kw == 5:
         window_tile(x, start, table, channel_stride, chunk, b_start, padded_out, steps, gwt, c_start,
-                    kh * kw * padded_out, padded_out, used, 5, accumulate, R5, 5, GRADIENT_VECTORS)
+                    kh * kw * padded_out, padded_out, used, 5, accumulate, False, gwt, 0,
+                    gwt[0], gwt[0], R5, 5, GRADIENT_VECTORS)
     else:
         window_tile(x, start, table, channel_stride, chunk, b_start, padded_out, steps, gwt, c_start,
-                    kh * kw * padded_out, padded_out, used, 7, accumulate, R7, 7, GRADIENT_VECTORS)
+                    kh * kw * padded_out, padded_out, used, 7, accumulate, False, gwt, 0,
+                    gwt[0], gwt[0], R7, 7, GRADIENT_VECTORS)
 
 
 @njit(parallel=True, cache=True)

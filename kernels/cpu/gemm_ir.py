@@ -313,10 +313,11 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
 
 @intrinsic
 def window_tile(typingctx, a, a_start, a_table, lda, b, b_start, ldb, steps, c, c_start, ldr, ldc, rows, cols,
-                accumulate, tile_rows, tile_cols, vectors):
+                accumulate, finish, shift, shift_start, low, cap, tile_rows, tile_cols, vectors):
     """c[c_start + r·ldr + i·ldc + j] (+)= Σ_{s<steps} a[a_start + a_table[s] + r·lda + i] ·
     b[b_start + s·ldb + j] for r < tile_rows, i < tile_cols, j < vectors·(vector width), stored where
-    r < rows and i < cols.
+    r < rows and i < cols; where `finish` (the tile's last update), then + shift[shift_start + j] and clamped
+    to [low, cap] — the forward's bias and ReLU in the write-back, as in `tile_update` (NaN passes).
 
     The direct convolution's register tile (`direct.py`): its broadcast operand is read in place, R rows
     of KW consecutive elements at a step's offset from a table (output pixels for the forward, taps for the
@@ -332,7 +333,7 @@ def window_tile(typingctx, a, a_start, a_table, lda, b, b_start, ldb, steps, c, 
 
     def codegen(context, builder, sig, args):
         (a_arr, a_start, table_arr, lda, b_arr, b_start, ldb, steps, c_arr, c_start, ldr, ldc, rows, cols,
-         accumulate) = args[:15]
+         accumulate, finish, shift_arr, shift_start, low, cap) = args[:20]
         elem = context.get_data_type(sig.args[8].dtype)
         size = context.get_abi_sizeof(elem)
         vec, fmuladd, _, _, _ = _vector_ops(context, builder, elem)
@@ -369,25 +370,44 @@ def window_tile(typingctx, a, a_start, a_table, lda, b, b_start, ldb, steps, c, 
         sums = _counted_loop(builder, steps, [zero] * (r_count * i_count * used), step, "window")
         c_ptr = builder.gep(data(8, c_arr), [c_start])
         adding = builder.icmp_unsigned("!=", accumulate, ir.Constant(accumulate.type, 0))
-        for r in range(r_count):
-            for i in range(i_count):
-                inside = builder.and_(builder.icmp_signed("<", const(r), rows),
-                                      builder.icmp_signed("<", const(i), cols))
-                with builder.if_then(inside):
-                    start = builder.add(builder.mul(const(r), ldr), builder.mul(const(i), ldc))
-                    for v in range(used):
-                        dst = builder.bitcast(builder.gep(c_ptr, [builder.add(start, const(v * width))]),
-                                              ir.PointerType(vec))
-                        total = sums[(r * i_count + i) * used + v]
-                        with builder.if_else(adding) as (add, overwrite):
-                            with add:
-                                builder.store(builder.fadd(builder.load(dst, align=size), total), dst, align=size)
-                            with overwrite:
-                                builder.store(total, dst, align=size)
+        shift_ptr = builder.gep(data(16, shift_arr), [shift_start])
+
+        def write_back(epilogue):
+            if epilogue:  # the shift of channel j, in lane j of its vector
+                shifts = [builder.load(builder.bitcast(builder.gep(shift_ptr, [const(v * width)]),
+                                                       ir.PointerType(vec)), align=size) for v in range(used)]
+                low_vec, cap_vec = _splat(builder, low, width), _splat(builder, cap, width)
+            for r in range(r_count):
+                for i in range(i_count):
+                    inside = builder.and_(builder.icmp_signed("<", const(r), rows),
+                                          builder.icmp_signed("<", const(i), cols))
+                    with builder.if_then(inside):
+                        start = builder.add(builder.mul(const(r), ldr), builder.mul(const(i), ldc))
+                        for v in range(used):
+                            dst = builder.bitcast(builder.gep(c_ptr, [builder.add(start, const(v * width))]),
+                                                  ir.PointerType(vec))
+                            total = sums[(r * i_count + i) * used + v]
+                            with builder.if_else(adding) as (add, overwrite):
+                                for block, value in ((add, lambda: builder.fadd(builder.load(dst, align=size),
+                                                                                 total)),
+                                                     (overwrite, lambda: total)):
+                                    with block:
+                                        value = value()
+                                        if epilogue:
+                                            value = _shifted_and_clamped(builder, value, shifts[v], low_vec,
+                                                                         cap_vec)
+                                        builder.store(value, dst, align=size)
+
+        # the finish flag is tested once a tile (as in tile_update): the write-back is emitted twice
+        with builder.if_else(builder.icmp_unsigned("!=", finish, ir.Constant(finish.type, 0))) as (last, ongoing):
+            with last:
+                write_back(True)
+            with ongoing:
+                write_back(False)
         return context.get_dummy_value()
 
     return types.none(a, a_start, a_table, lda, b, b_start, ldb, steps, c, c_start, ldr, ldc, rows, cols,
-                      accumulate, tile_rows, tile_cols, vectors), codegen
+                      accumulate, finish, shift, shift_start, low, cap, tile_rows, tile_cols, vectors), codegen
 
 
 @intrinsic
