@@ -125,15 +125,14 @@ def test_conv2d_routed_here_matches_the_definition(c, oc, side, k, padding, dila
 
 
 def test_the_routing_rules():
-    """Grouped, 1×1 and column-strided layers, and ones with too few taps (more of them without mask
-    registers) or too narrow outputs, stay on the GEMM's path."""
+    """Grouped, pointwise and column-strided layers, and too narrow outputs, stay on the GEMM's path; a layer
+    of few taps does not, on any target (its tiles write y in bands)."""
     big = window2d("conv2d", (2, 96, 13, 13), 5, 1, 2)
     assert direct.forward_tiles(big, 1, 192, 4)
-    first = window2d("conv2d", (2, 1, 28, 28), 5, 1, 2)  # 25 taps: direct only where stores mask for free
-    assert bool(direct.forward_tiles(first, 1, 96, 4)) == direct.MASK_REGISTERS
+    assert direct.forward_tiles(window2d("conv2d", (2, 1, 28, 28), 5, 1, 2), 1, 96, 4)  # 25 taps
+    assert direct.forward_tiles(window2d("conv2d", (2, 1, 28, 28), 1, 1, 1), 1, 96, 4)  # a padded 1×1: 1 tap
     assert direct.forward_tiles(big, 2, 192, 4) is None
     assert direct.forward_tiles(window2d("conv2d", (2, 96, 13, 13), 5, (1, 2), 2), 1, 192, 4) is None
-    assert direct.forward_tiles(window2d("conv2d", (2, 1, 28, 28), 1, 1, 1), 1, 96, 4) is None  # 1 tap
     assert direct.forward_tiles(window2d("conv2d", (2, 96, 13, 13), 1, 1, 0), 1, 192, 4) is None
     assert direct.forward_tiles(big, 1, 3, 4) is None  # 3 output channels of a block's 8 or more
     assert direct.input_gradient_tiles(window2d("conv2d", (2, 96, 13, 13), 5, 2, 2), 1, 192, 4) is None

@@ -1,12 +1,12 @@
 """The convolution on the CPU: each pass one GEMM on the core's register tiles, its windows read from x.
 
 Two lowerings share the core. Where a tile fits (`direct.forward_tiles`, `input_gradient_tiles`,
-`weight_gradient_fits`: one group, a unit column stride, enough taps and output channels), the pass runs
+`weight_gradient_fits`: one group, a unit column stride, enough output channels), the pass runs
 `direct.py`: the implicit GEMM yᵀ (pixels × oC) = windows (pixels × taps) @ Wᵀ, whose micro-kernel
 (`gemm_ir.window_tile`) broadcasts the window elements where they lie in x, so nothing is gathered or
 packed but the weights. The stride-1 input gradient is that same forward on dy with the flipped weights.
 A map no larger than its window (`toeplitz.py`) is a dense layer, one GEMM on its Toeplitz matrix.
-Everything else (grouped and column-strided convolutions, and few taps) lowers onto
+Everything else (grouped and column-strided convolutions, and few output channels) lowers onto
 the GEMM core over gathered windows, below.
 
 For x (N, C, H, W), weight (oC, C/G, kh, kw) in G groups and output (N, oC, oh, ow), with L = oh·ow and

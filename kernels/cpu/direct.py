@@ -40,7 +40,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .gemm_ir import MASK_REGISTERS, TARGET, VECTOR_BYTES, lanes, transpose_into, window_tile
+from .gemm_ir import TARGET, VECTOR_BYTES, lanes, transpose_into, window_tile
 from .windows import padded, tap_offsets
 
 # NR vectors of output channels and R × KW pixels: the accumulators take all registers but the NR weight
@@ -56,13 +56,11 @@ SHAPES = ((1, PIXELS), (1, PIXELS - 1), (2, PIXELS // 2), (2, PIXELS // 2 - 1))
 _S0, _S1, _S2, _S3 = SHAPES  # as globals of their own, whose items Numba reads as literals
 TASKS_PER_THREAD = 4  # tasks of the forward a thread gets at least, where the images allow (`band_rows`)
 LEAST_USE = 0.75  # of the tile's pixels a layer must use for this path to beat the GEMM's
-# C·kh·kw below which the GEMM's path wins. With mask registers (2-core Zen 5, same-process A/B, with bias and
-# ReLU): 5×5 1→96 @28² (the small NiN's first layer) 4.97 against 7.35 ms, 3×3 1→32 @28² 1.19 against 3.36;
-# a padded 1×1 of one channel (1 tap) 0.86 against 0.22. Without them the write-back's partial rows (6 pixels
-# into each channel plane) are slow masked stores, which few taps do not pay for (2-core Zen 3, alternating
-# processes): the first layer, 25 taps, 45–50 against 19–20 ms; 3×3 192→192 @6², 1728 taps, 25–30 against
-# 35–68; 5×5 96→192 @13², 2400 taps, 203–224 against 199–222
-LEAST_TAPS = 9 if MASK_REGISTERS else 256
+# No layer has too few taps for this path since its tiles write y in bands (`band_rows`): the GEMM's path
+# had won below 9 taps with mask registers and below 256 without (AVX2's masked stores were most of a tile's
+# write-back), but on the 2-core Ice Lake-SP, host and haswell targets, min of 40 calls, direct against GEMM:
+# the first layer 5×5 1→96 @28² 5 / 10 against 13 / 19 ms, 3×3 1→32 @28² 1.4 / 1.1 against 6.3 / 5.6,
+# a padded 1×1 of one channel (1 tap, 8 images) 0.27 / 0.30 against 0.70 / 0.67
 
 
 def _use(shape, oh, ow):
@@ -86,18 +84,17 @@ def _fills(channels, itemsize):
 
 def forward_tiles(g, groups, out_channels, itemsize):
     """The tile shape of the forward of Window2d `g` on this path, or None where the GEMM's path serves it:
-    grouped or 1×1 convolutions, a column stride, too few taps to pay for writing a tile back, too few
-    output channels to fill a block of them."""
-    if (groups != 1 or g.pointwise or g.sw != 1 or g.c * g.kh * g.kw < LEAST_TAPS
-            or not _fills(out_channels, itemsize)):
+    grouped or pointwise (1×1, stride 1, unpadded) convolutions, a column stride, too few output channels to
+    fill a block of them."""
+    if groups != 1 or g.pointwise or g.sw != 1 or not _fills(out_channels, itemsize):
         return None
     return tile_shape(g.oh, g.ow)
 
 
 def input_gradient_tiles(g, groups, out_channels, itemsize):
     """The tile shape of the input gradient as a forward convolution of dy (stride 1 only), or None."""
-    if (groups != 1 or g.pointwise or (g.sh, g.sw) != (1, 1) or out_channels * g.kh * g.kw < LEAST_TAPS
-            or g.ph > g.dh * (g.kh - 1) or g.pw > g.dw * (g.kw - 1) or not _fills(g.c, itemsize)):
+    if (groups != 1 or g.pointwise or (g.sh, g.sw) != (1, 1) or g.ph > g.dh * (g.kh - 1)
+            or g.pw > g.dw * (g.kw - 1) or not _fills(g.c, itemsize)):
         return None
     return tile_shape(g.h, g.w)
 
