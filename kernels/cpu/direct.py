@@ -162,18 +162,18 @@ def _forward(x, taps, panels, y, bias, low, cap, image_stride, row_stride, shape
     flat, out = panels.reshape(-1), y.reshape(-1)
     for task in prange(n_images * bands):
         n, first = task // bands, task % bands * band
-        groups = min(band, row_groups - first)
+        in_band = min(band, row_groups - first)  # rows of tiles in this band
         oy_first = first * rows
-        out_rows = min(groups * rows, oh - oy_first)
-        sums = np.empty(groups * rows * line * nrc, y.dtype)
+        out_rows = min(in_band * rows, oh - oy_first)
+        sums = np.empty(in_band * rows * line * nrc, y.dtype)
         for b in range(blocks):
-            for g in range(groups):
-                oy0 = oy_first + g * rows
+            for group in range(in_band):
+                oy0 = oy_first + group * rows
                 # kernel row i of output row oy reads padded row oy·sh + i·dh: the tile skips the kernel rows
                 # that read only the zeros above row `top` or from row `bottom` for all its output rows
                 i_lo, i_hi = _reading((oy0 + min(rows, oh - oy0) - 1) * sh, oy0 * sh, dh, kh, top, bottom)
                 for t in range(col_tiles):
-                    start, at = n * image_stride + oy0 * row_stride + t * cols, (g * rows * line + t * cols) * nrc
+                    start, at = n * image_stride + oy0 * row_stride + t * cols, (group * rows * line + t * cols) * nrc
                     if i_hi - i_lo == kh:  # every tap, in one run
                         _tile(shape, x, start, taps, row_stride, flat, b * depth * nrc, nrc, depth, sums, at,
                               line * nrc, False, True, bias, b * nrc, low, cap)
@@ -204,8 +204,8 @@ def band_rows(shape, out_size, n_images, itemsize):
     """Rows of tiles a task of the forward computes before writing them back: as many as keep the band's sums
     in a quarter of L2, and leave every thread TASKS_PER_THREAD tasks where the images allow. Longer bands
     write each plane of y in longer runs: the small NiN's first layer (5×5 1→96 @28², 25 taps, where the
-    write-back is most of the work) on the 2-core Ice Lake-SP, tiles of one row: 11–18 ms a band of one row,
-    5.0–5.8 of four, 4.6–5.1 of the whole image, against 18–22 with a task a tile."""
+    write-back is most of the work, tiles of 1 × 14 pixels) on the 2-core Ice Lake-SP: 11–18 ms with bands of
+    one row, 5.0–5.8 of four, 4.6–5.1 of the whole image, against 18–22 with a task a tile."""
     (rows, cols), (oh, ow) = shape, out_size
     row_groups, line = -(-oh // rows), -(-ow // cols) * cols
     fit = TARGET.l2 // 4 // (rows * line * channel_block(itemsize) * itemsize)
