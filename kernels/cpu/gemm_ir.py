@@ -85,6 +85,17 @@ def _shifted_and_clamped(builder, value, shift, low, cap):
     return builder.select(builder.fcmp_ordered("<=", value, low), low, value)
 
 
+def _once_a_tile(builder, flag, write_back):
+    """write_back(True) where the i1-or-wider `flag` is set, else write_back(False): the finish flag is tested
+    once a tile, not once a stored vector, by emitting the write-back twice (a branch per stored vector cost
+    the haswell target's short-k 1x1 tiles up to 20% with no epilogue asked for)."""
+    with builder.if_else(builder.icmp_unsigned("!=", flag, ir.Constant(flag.type, 0))) as (finishing, ongoing):
+        with finishing:
+            write_back(True)
+        with ongoing:
+            write_back(False)
+
+
 def _splat(builder, value, n):
     """<n x value>: value in every lane."""
     lanes = builder.insert_element(ir.Constant(ir.VectorType(value.type, n), None), value,
@@ -251,7 +262,6 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
 
         # write back rows i < rows; lanes past cols are masked off, old values read only if accumulating
         c_ptr = builder.gep(data(8, c_arr), [c_start])
-        final = builder.icmp_unsigned("!=", finish, ir.Constant(finish.type, 0))
         shift_ptr = builder.gep(data(15, shift_arr), [shift_start])
         low_vec, cap_vec = splat(low), splat(cap)
 
@@ -298,13 +308,7 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
                                         builder.call(masked_store, [finished(total, i, epilogue), dst, align,
                                                                     masks[v]])
 
-        # the finish flag is tested once a tile, not once a vector: the write-back is emitted twice (a branch
-        # per stored vector cost the haswell target's short-k 1x1 tiles up to 20% with no epilogue asked for)
-        with builder.if_else(final) as (finishing, ongoing):
-            with finishing:
-                write_back(True)
-            with ongoing:
-                write_back(False)
+        _once_a_tile(builder, finish, write_back)
         return context.get_dummy_value()
 
     return types.none(a_panel, a_start, b_panel, b_source, from_source, b_start, ldb, kc, c, c_start, ldc, rows,
@@ -387,23 +391,18 @@ def window_tile(typingctx, a, a_start, a_table, lda, b, b_start, ldb, steps, c, 
                             dst = builder.bitcast(builder.gep(c_ptr, [builder.add(start, const(v * width))]),
                                                   ir.PointerType(vec))
                             total = sums[(r * i_count + i) * used + v]
-                            with builder.if_else(adding) as (add, overwrite):
-                                for block, value in ((add, lambda: builder.fadd(builder.load(dst, align=size),
-                                                                                 total)),
-                                                     (overwrite, lambda: total)):
-                                    with block:
-                                        value = value()
-                                        if epilogue:
-                                            value = _shifted_and_clamped(builder, value, shifts[v], low_vec,
-                                                                         cap_vec)
-                                        builder.store(value, dst, align=size)
+                            def store(value):
+                                if epilogue:
+                                    value = _shifted_and_clamped(builder, value, shifts[v], low_vec, cap_vec)
+                                builder.store(value, dst, align=size)
 
-        # the finish flag is tested once a tile (as in tile_update): the write-back is emitted twice
-        with builder.if_else(builder.icmp_unsigned("!=", finish, ir.Constant(finish.type, 0))) as (last, ongoing):
-            with last:
-                write_back(True)
-            with ongoing:
-                write_back(False)
+                            with builder.if_else(adding) as (add, overwrite):
+                                with add:
+                                    store(builder.fadd(builder.load(dst, align=size), total))
+                                with overwrite:
+                                    store(total)
+
+        _once_a_tile(builder, finish, write_back)
         return context.get_dummy_value()
 
     return types.none(a, a_start, a_table, lda, b, b_start, ldb, steps, c, c_start, ldr, ldc, rows, cols,
@@ -602,11 +601,7 @@ def narrow_tile(typingctx, a_panel, a_start, b, b_start, b_row, b_run, c, c_star
                 with partial:
                     write_backs(epilogue, True)
 
-        with builder.if_else(builder.icmp_unsigned("!=", finish, ir.Constant(finish.type, 0))) as (finishing, ongoing):
-            with finishing:
-                either_mask(True)
-            with ongoing:
-                either_mask(False)
+        _once_a_tile(builder, finish, either_mask)
         return context.get_dummy_value()
 
     return types.none(a_panel, a_start, b, b_start, b_row, b_run, c, c_start, c_row, c_run, kc, rows, runs, n,
