@@ -344,7 +344,7 @@ def test_a_narrow_b_read_in_place_reads_nothing_past_its_end(dtype):
     # slots that put products with one A side by side in a register tile
     rng = np.random.default_rng(7)
     width = VECTOR_BYTES // np.dtype(dtype).itemsize
-    for n in (1, width // 2 + 1, width - 1):
+    for n in (1, width // 2 + 1, width - 1, tile_columns(np.dtype(dtype).itemsize) + 1):
         for ba in (1, 6):
             b, region = _ending_at_a_guard_page((6, 5, n), dtype)
             b[...] = rng.uniform(-1, 1, b.shape)
@@ -379,6 +379,37 @@ def test_narrow_products_of_one_a_side_by_side_in_a_tile(monkeypatch, dtype, ser
         bias, before = rng.uniform(-1, 1, m).astype(dtype), rng.uniform(-1, 1, (batch, m, n)).astype(dtype)
         expected, scale = reference(a, b, before, True)
         out = gemm(a, b, before.copy(), accumulate=True, bias=bias, relu_cap=0.5)
+        bound = 2 * np.finfo(dtype).eps * (k + 4) * (scale + 1)
+        assert np.all(np.abs(out - np.clip(expected + bias[:, None], 0, 0.5)) <= bound)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("serial", [True, False], ids=["calling thread", "all workers"])
+@pytest.mark.parametrize("a_packed, b_layout", [(False, "contiguous"), (True, "columns")])
+def test_the_columns_past_the_last_whole_tile_of_products_of_one_a_share_tiles(monkeypatch, dtype, serial,
+                                                                               a_packed, b_layout):
+    """Products of one A whose last few columns fill a tile's vector only in part (a 1×1 convolution at 6×6
+    pixels: 32 + 4 of them) put those columns of several products side by side in a tile: tails of one
+    lane and of half a vector, after one and two whole tiles, a last tile part full, accumulated or not,
+    with the epilogue, A packed ahead or not, B's rows further apart than N."""
+    core = importlib.import_module("ninx_kernels.cpu.gemm")
+    monkeypatch.setattr(core, "SERIAL_FLOPS", 1 << 62 if serial else 0)
+    rng = np.random.default_rng(17)
+    nr, width = tile_columns(np.dtype(dtype).itemsize), VECTOR_BYTES // np.dtype(dtype).itemsize
+    m, k = 2 * MR + 1, 9
+    for n in (nr + 1, nr + width // 2, 2 * nr + 1):
+        plan = core._plan(np.dtype(dtype), m, n, k, 1, 64, 64, "contiguous", "contiguous", 0, 1)
+        assert plan.tail == n % nr and plan.side_by_side >= 2 * NR_VECTORS  # the path is taken, 2+ a vector
+        batch = 2 * plan.side_by_side + 3
+        a = strided_view(rng, 1, m, k, dtype, "contiguous")
+        b = strided_view(rng, batch, k, n + 3, dtype, "contiguous")
+        b = b[:, :, 2:n + 2] if b_layout == "columns" else np.ascontiguousarray(b[:, :, :n])
+        for accumulate in (False, True):
+            out = rng.uniform(-1, 1, (batch, m, n)).astype(dtype)
+            check(a, b, out, accumulate, (pack(a, "a"), b) if a_packed else None)
+        bias, before = rng.uniform(-1, 1, m).astype(dtype), rng.uniform(-1, 1, (batch, m, n)).astype(dtype)
+        expected, scale = reference(a, b, before, True)
+        out = gemm(pack(a, "a") if a_packed else a, b, before.copy(), accumulate=True, bias=bias, relu_cap=0.5)
         bound = 2 * np.finfo(dtype).eps * (k + 4) * (scale + 1)
         assert np.all(np.abs(out - np.clip(expected + bias[:, None], 0, 0.5)) <= bound)
 

@@ -65,6 +65,10 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
  25: on the 2-core Ice Lake-SP: the micro-kernel prefetches B PREFETCH_AHEAD rows early, one line a
      prefetch. Alternating processes, ratio to OpenBLAS, old → new: float64 1×1 96@28² 0.82–0.86 → 0.92–1.00,
      float32 2048² 0.97–0.99 → 1.02–1.05 (in-process probe); the rest within the host's noise
+ 27: on the 2-core Ice Lake-SP: the columns past a product's last whole tile (its `tail`: at 6×6 pixels, 32 + 4)
+     share tiles with other products' tails, 2 or 4 a vector (`_side_by_side` on a column range). 1×1 conv
+     192@6² product, ms, alternating processes: float32 2.1–2.2 → 1.38–1.44, float64 4.3–4.4 → 3.5–3.9,
+     haswell target 2.2 → 1.85. Tails of one a vector (13², 28²: 9, 16 columns) ran slower shared: not shared
 """
 import functools
 import math
@@ -345,14 +349,14 @@ def _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, a
 
 
 @njit  # a function of its own, not inlined: its unrolled tiles leave the worker's other paths as they were
-def _side_by_side(a_base, a, b_base, b, out, i_lo, i_hi, k_size, per, accumulate, a_panel, epilogue, shift, low,
+def _side_by_side(a_panel, b_base, b, out, i_lo, i_hi, k_size, n0, n_cols, per, accumulate, epilogue, shift, low,
                   cap):
-    """out[i] (+)= A @ B[i] for i_lo ≤ i < i_hi, one A for all and each B[i] at most a vector wide: `per`
-    products side by side in one register tile (`narrow_tile`), read from B and written to out where they
-    lie (a 1×1 convolution at 2×2 pixels used 4 of a tile's 32 columns). Needs M ≤ mc and K ≤ kc (A is
-    packed once, whole), B's rows contiguous and its batch 1 or the product's."""
+    """out[i][:, n0:n0+n_cols] (+)= A @ B[i][:, n0:n0+n_cols] for i_lo ≤ i < i_hi, those columns at most a
+    vector wide: `per` products side by side in one register tile (`narrow_tile`), read from B and written to
+    out where they lie (a 1×1 convolution at 2×2 pixels used 4 of a tile's 32 columns, one at 6×6 pixels
+    filled 32 and then 4 of 16). a_panel holds A packed whole (one depth block); B's rows are contiguous and
+    its batch 1 or the product's."""
     m_size, n_size = out.shape[1], out.shape[2]
-    _pack_a(a_base, Matrix(a.offset, a.row_stride, a.col_stride), 0, m_size, 0, k_size, a_panel)
     b_batch_stride = b.batch_stride if b.batch > 1 else 0
     g = i_lo
     while g < i_hi:
@@ -360,18 +364,19 @@ def _side_by_side(a_base, a, b_base, b, out, i_lo, i_hi, k_size, per, accumulate
         for r in range((m_size + MR - 1) // MR):
             rows = min(MR, m_size - r * MR)
             # out[i, m, j] is element (i·M + m)·N + j of the C-contiguous out
-            a_at, b_at, c_at = r * k_size * MR, b.offset + g * b_batch_stride, (g * m_size + r * MR) * n_size
+            a_at, b_at = r * k_size * MR, b.offset + g * b_batch_stride + n0
+            c_at = (g * m_size + r * MR) * n_size + n0
             if per == 4 * NR_VECTORS:  # the products a vector holds: a literal, so each is a kernel of its own
                 narrow_tile(a_panel, a_at, b_base, b_at, b.row_stride, b_batch_stride, out, c_at, n_size,
-                            m_size * n_size, k_size, rows, count, n_size, accumulate, epilogue, shift, r * MR, low,
+                            m_size * n_size, k_size, rows, count, n_cols, accumulate, epilogue, shift, r * MR, low,
                             cap, 4)
             elif per == 2 * NR_VECTORS:
                 narrow_tile(a_panel, a_at, b_base, b_at, b.row_stride, b_batch_stride, out, c_at, n_size,
-                            m_size * n_size, k_size, rows, count, n_size, accumulate, epilogue, shift, r * MR, low,
+                            m_size * n_size, k_size, rows, count, n_cols, accumulate, epilogue, shift, r * MR, low,
                             cap, 2)
             else:
                 narrow_tile(a_panel, a_at, b_base, b_at, b.row_stride, b_batch_stride, out, c_at, n_size,
-                            m_size * n_size, k_size, rows, count, n_size, accumulate, epilogue, shift, r * MR, low,
+                            m_size * n_size, k_size, rows, count, n_cols, accumulate, epilogue, shift, r * MR, low,
                             cap, 1)
         g += per
 
@@ -426,22 +431,24 @@ def _worker(w, workers, work, a, b, blocks, job):
     that many narrow products in one register tile (`_side_by_side`); with `epilogue`, each output ends
     + shift[m], clamped to [low, cap]."""
     (a_base, b_base, out, batch, k_size, accumulate, splits, split_rows, a_all, b_all, b_rows, b_cols, b_run_start,
-     b_run_length, b_panel_runs, b_in_place, side_by_side, epilogue, shift, low, cap) = job
+     b_run_length, b_panel_runs, b_in_place, side_by_side, tail, epilogue, shift, low, cap) = job
     a, b, blocks = Layout(*a), Layout(*b), Blocking(*blocks)
     m_size, n_size = out.shape[1], out.shape[2]
     nr = NR_VECTORS * lanes(out)
     tasks = out.shape[0] * splits
     a_panel, b_panel = work[:blocks.mc * blocks.kc], work[blocks.mc * blocks.kc:]
-    if side_by_side:  # products of `side_by_side` per tile: a worker takes a share of the tiles
+    if side_by_side and not tail:  # products of `side_by_side` per tile: a worker takes a share of the tiles
         tiles = (batch + side_by_side - 1) // side_by_side
         i_lo, i_hi = tiles * w // workers * side_by_side, tiles * (w + 1) // workers * side_by_side
-        _side_by_side(a_base, a, b_base, b, out, i_lo, min(i_hi, batch), k_size, side_by_side, accumulate, a_panel,
+        _pack_a(a_base, Matrix(a.offset, a.row_stride, a.col_stride), 0, m_size, 0, k_size, a_panel)
+        _side_by_side(a_panel, b_base, b, out, i_lo, min(i_hi, batch), k_size, 0, n_size, side_by_side, accumulate,
                       epilogue, shift, low, cap)
         return
     packed = (-1, -1, -1, -1, -1, -1)  # nothing in the panels yet
-    for t in range(tasks * w // workers, tasks * (w + 1) // workers):
+    t_lo, t_hi = tasks * w // workers, tasks * (w + 1) // workers
+    for t in range(t_lo, t_hi):
         o, s = (t, 0) if splits == 1 else divmod(t, splits)
-        m_lo, m_hi, n_lo, n_hi = 0, m_size, 0, n_size
+        m_lo, m_hi, n_lo, n_hi = 0, m_size, 0, n_size - tail
         if splits > 1 and split_rows:
             m_lo, m_hi = _split(m_size, MR, splits, s), _split(m_size, MR, splits, s + 1)
         elif splits > 1:
@@ -449,6 +456,13 @@ def _worker(w, workers, work, a, b, blocks, job):
         packed = _task(a_base, a, b_base, b, out, o, batch, m_lo, m_hi, n_lo, n_hi, k_size, accumulate, blocks,
                        a_panel, b_panel, packed, a_all, b_all, b_rows, b_cols, b_run_start, b_run_length,
                        b_panel_runs, b_in_place, epilogue, shift, low, cap)
+    if tail:  # the last `tail` columns of this worker's products (one a task), `side_by_side` of them a tile
+        if a_all.size:
+            a_panel = a_all
+        elif packed[:3] != (a.offset, 0, 0):
+            _pack_a(a_base, Matrix(a.offset, a.row_stride, a.col_stride), 0, m_size, 0, k_size, a_panel)
+        _side_by_side(a_panel, b_base, b, out, t_lo, t_hi, k_size, n_size - tail, tail, side_by_side, accumulate,
+                      epilogue, shift, low, cap)
 
 
 @njit(parallel=True, cache=True)
@@ -598,6 +612,7 @@ class Plan(NamedTuple):
     splits: int  # pieces each output matrix is cut into, along its rows or its columns
     split_rows: bool
     side_by_side: int  # products that share a register tile (`_side_by_side`); 0: none
+    tail: int  # with side_by_side, only each product's last `tail` columns share tiles (the rest, tiles of NR)
     b_in_place: bool  # a row-major B of a short product is read where it lies (`in_place_rows`), never packed
     pack_a: bool  # an operand broadcast over the products is packed once, before the tasks (`_pack`)
     pack_b: bool
@@ -616,24 +631,26 @@ def _plan(dtype, m, n, k, ba, bb, bo, a_kind, b_kind, packed_kc, workers):
     blocks = (kc, _balanced(m, largest.mc, MR), largest.kc * largest.nc // kc // nr * nr)
     split_rows = -(-m // MR) > -(-n // nr)
     tiles = -(-m // MR) if split_rows else -(-n // nr)
-    # side by side: one A of one block for all, each B[i] at most a vector wide (a 1×1 convolution's at a
-    # few pixels) with its rows contiguous (`narrow_tile` loads them as slots of vectors), and each output
-    # one product's (no sum over the batch)
+    splits = min(tiles, workers // math.gcd(bo, workers))
     batch = max(ba, bb, bo)
     b_rows = b_kind in ("contiguous", "rows")
     width = VECTOR_BYTES // dtype.itemsize
-    side_by_side = (ba == 1 and bo == batch > 1 and bb in (1, batch) and n <= width and m <= largest.mc
-                    and k <= kc and not packed_kc and b_rows)
-    # products per tile: NR_VECTORS times the most that share a vector (1, 2 or 4), each in a slot ≥ N lanes
-    pieces = max(p for p in (1, 2, 4) if p <= width and width // p >= n) if side_by_side else 0
+    # side by side: one A of one block for all, B[i]'s rows contiguous (`narrow_tile` loads them as slots of
+    # vectors), each output one product's (no sum over the batch), and either each B[i] at most a vector wide
+    # (a 1×1 convolution's at a few pixels) or only the columns past B[i]'s last whole tile (its tail), the
+    # products one a task
+    narrow = ba == 1 and bo == batch > 1 and b_rows and k <= kc and m <= largest.mc
+    whole = narrow and bb in (1, batch) and n <= width and not packed_kc
+    tail = n % nr if narrow and not whole and bb == batch and splits == 1 and n % nr <= width // 2 else 0
+    # products per tile: NR_VECTORS times the most that share a vector (1, 2 or 4), each in a slot ≥ its lanes
+    pieces = max(p for p in (1, 2, 4) if p <= width and width // p >= (tail or n)) if whole or tail else 0
     b_in_place = b_rows and m <= _in_place_rows[dtype]
     # a broadcast operand would be packed again by every task: packed once instead, unless the work is too
     # small to wake a second thread (a separate packing call costs ~5 µs)
-    once = not side_by_side and batch > 1 and workers > 1
+    once = not whole and batch > 1 and workers > 1
     arrays = ("contiguous", "rows", "strided")
-    return Plan(blocks, min(tiles, workers // math.gcd(bo, workers)), split_rows, NR_VECTORS * pieces,
-                b_in_place, once and ba == 1 and a_kind in arrays,
-                once and bb == 1 and b_kind in arrays and not b_in_place,
+    return Plan(blocks, splits, split_rows, NR_VECTORS * pieces, tail, b_in_place,
+                once and ba == 1 and a_kind in arrays, once and bb == 1 and b_kind in arrays and not b_in_place,
                 _contiguous(m, k, ba) if a_kind == "contiguous" else None,
                 _contiguous(k, n, bb) if b_kind == "contiguous" else None)
 
@@ -678,7 +695,7 @@ def gemm(a, b, out, accumulate=False, bias=None, relu_cap=None):
     if b_kind == "gathered":
         tables = (b.rows, b.cols) + _runs(b.cols, tile_columns(dtype.itemsize))
     job = (a_base, b_base, out, batch, k, bool(accumulate), plan.splits, plan.split_rows, a_all, b_all, *tables,
-           plan.b_in_place, plan.side_by_side, epilogue, shift, low, cap)
+           plan.b_in_place, plan.side_by_side, plan.tail, epilogue, shift, low, cap)
     kernel = _gemm_serial if workers == 1 else _gemm_kernel
     kernel(_workspace(dtype, _blockings[dtype], workers), a_layout, b_layout, plan.blocks, job)
     return out
