@@ -32,6 +32,9 @@ class KernelTable(Protocol):
     def conv2d_backward_weight(self, x, gy, geometry, groups):
         """The weight gradient (oC, C/groups, kh, kw) of conv2d, summed over the batch."""
 
+    def conv2d_backward_bias(self, gy):
+        """The bias gradient (oC,) of conv2d (and of depthwise_conv2d): Σ gy (N, oC, oh, ow) over N, oh, ow."""
+
     def depthwise_conv2d(self, x, weight, geometry):
         """y (N, C·M, oh, ow) of x (N, C, H, W) and weight (C·M, 1, kh, kw): output channel o convolves input
         channel o // M only (groups = C, channel multiplier M), computed directly rather than as a GEMM."""

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import ninx
 import references as ref
+from ninx.backend import get_backend
 from ninx.nn import functional as F
 from ninx.testing import gradcheck
 from strategies import conv_cases, seeds, values
@@ -109,3 +110,19 @@ def test_a_batch_lowered_a_chunk_of_images_at_a_time_gives_the_same_values_and_g
     F.conv2d(x, w, b, stride=(2, 1), padding=1, groups=groups).backward(gy)
     for got, t in zip(chunked, (x, w, b)):
         ref.assert_close(got, t.grad.numpy(), np.float64, terms=100)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_bias_gradient_is_the_sum_of_dy_over_images_and_pixels(device, dtype):
+    """conv2d_backward_bias, the kernel behind an unfused convolution's bias gradient: Σ dy over N, oh, ow
+    for each channel, from a non-contiguous dy too, for planes of one pixel and for an empty batch."""
+    backend = get_backend(device)
+    rng = np.random.default_rng(5)
+    for shape in ((3, 5, 7, 9), (4, 6, 1, 1), (0, 3, 2, 2)):
+        gy = rng.standard_normal(shape)
+        for given_dy in (gy, np.asfortranarray(gy)):
+            got = backend.conv2d_backward_bias(backend.asarray(given_dy, dtype))
+            got = np.asarray(got.get() if hasattr(got, "get") else got)
+            assert got.dtype == dtype and got.shape == (shape[1],)
+            np.testing.assert_allclose(got, gy.astype(dtype).astype(np.float64).sum(axis=(0, 2, 3)),
+                                       rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)

@@ -1,7 +1,7 @@
 """The CPU kernel table (Numba): the functions of `ninx.backend.KernelTable`, one file per family of ops."""
 from .activation import relu, relu_backward, relu_backward_bias
 from .batchnorm import batch_norm_backward, batch_norm_forward, batch_norm_stats
-from .conv import conv2d, conv2d_backward_input, conv2d_backward_weight
+from .conv import conv2d, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight
 from .depthwise import depthwise_conv2d, depthwise_conv2d_backward_input, depthwise_conv2d_backward_weight
 from .gemm import gemm
 from .memory import keep_freed_memory

@@ -71,6 +71,11 @@ def conv2d_backward_input(device, gy, weight, g, groups):
     return gx
 
 
+def conv2d_backward_bias(device, gy):
+    """The bias gradient (oC,): Σ gy over N, oh, ow (CuPy's reduction)."""
+    return gy.sum(axis=(0, 2, 3))
+
+
 def conv2d_backward_weight(device, x, gy, g, groups):
     """The weight gradient (oC, C/G, kh, kw), summed over the batch: the reduction over (n, oh, ow) is split
     into slices when the output tiles alone would leave the GPU idle, and the slices summed in order."""

@@ -42,7 +42,7 @@ class Conv2d(Function):
         elif self.cap is not None:
             gy = self.backend.relu_backward(self.y, gy, self.cap)
         elif wants_bias:
-            gb = gy.sum(axis=(0, 2, 3))
+            gb = self.backend.conv2d_backward_bias(gy)
         gx = self.backend.conv2d_backward_input(gy, self.weight, g, self.groups) if self.needs_grad[0] else None
         gw = self.backend.conv2d_backward_weight(self.x, gy, g, self.groups) if self.needs_grad[1] else None
         return gx, gw, gb

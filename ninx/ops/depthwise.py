@@ -35,5 +35,5 @@ class DepthwiseConv2d(Function):
             gw = xp.zeros(self.weight.shape, dtype=gy.dtype) if g.n == 0 else \
                 self.backend.depthwise_conv2d_backward_weight(self.x, gy, g)
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
-            gb = gy.sum(axis=(0, 2, 3))
+            gb = self.backend.conv2d_backward_bias(gy)
         return gx, gw, gb
