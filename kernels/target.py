@@ -10,8 +10,9 @@ FMA, say), with no list of CPUs to keep up to date.
 Registers: 32 where the vectors are 512-bit (zmm0–31) or on AArch64 (v0–31), else 16 (x86's xmm/ymm0–15;
 an AVX-512 CPU held to 256-bit vectors is counted as 16 too, which only costs tile size).
 
-Cache sizes are read from /sys/devices/system/cpu/cpu0/cache (Linux), else DEFAULT_CACHES. They size the
-GEMM's blocks at run time and are not in Numba's cache key, so nothing compiled may depend on them.
+Cache sizes, and L1d's ways, are read from /sys/devices/system/cpu/cpu0/cache (Linux), else DEFAULT_CACHES
+and DEFAULT_L1D_WAYS. They size the GEMM's blocks at run time and are not in Numba's cache key, so nothing
+compiled may depend on them.
 
 This module imports llvmlite but never numba: `codegen` uses it before numba is loaded.
 """
@@ -22,6 +23,7 @@ from typing import NamedTuple
 
 CACHE_DIR = "/sys/devices/system/cpu/cpu0/cache"
 DEFAULT_CACHES = {"l1d": 32 << 10, "l2": 512 << 10, "l3": 8 << 20}  # a modest x86 or ARM core
+DEFAULT_L1D_WAYS = 8  # the fewest that x86 and ARM cores of the last decade have
 
 _PROBE = """
 declare <16 x float> @llvm.fma.v16f32(<16 x float>, <16 x float>, <16 x float>)
@@ -48,6 +50,7 @@ class Target(NamedTuple):
     l1d: int  # bytes of each cache level
     l2: int
     l3: int
+    l1d_ways: int = DEFAULT_L1D_WAYS  # L1d's associativity
 
     def describe(self):
         """A one-line summary, e.g. 'haswell: 32-byte vectors, 16 registers, FMA'."""
@@ -100,15 +103,29 @@ def cache_sizes(cache_dir=CACHE_DIR):
     return {level: found.get(level, default) for level, default in DEFAULT_CACHES.items()}
 
 
-def target_for(cpu_name, cpu_features, caches=None):
-    """The Target of code compiled for (cpu_name, cpu_features), on a machine with `caches`."""
+def l1d_ways(cache_dir=CACHE_DIR):
+    """The associativity of cpu0's L1 data cache, else DEFAULT_L1D_WAYS."""
+    for index in range(8):
+        try:
+            fields = {name: open(os.path.join(cache_dir, f"index{index}", name)).read().strip()
+                      for name in ("level", "type", "ways_of_associativity")}
+        except OSError:
+            continue
+        if fields["level"] == "1" and fields["type"] != "Instruction" and fields["ways_of_associativity"].isdigit():
+            return max(1, int(fields["ways_of_associativity"]))
+    return DEFAULT_L1D_WAYS
+
+
+def target_for(cpu_name, cpu_features, caches=None, ways=None):
+    """The Target of code compiled for (cpu_name, cpu_features), on a machine with `caches` and an L1d of
+    `ways` ways."""
     asm = probe_assembly(cpu_name, cpu_features)
     width = 64 if "zmm" in asm else 32 if "ymm" in asm else 16
     arm = platform.machine().lower() in ("aarch64", "arm64")
     registers = 32 if width == 64 or arm else 16
     caches = caches or cache_sizes()
     return Target(cpu_name, cpu_features, width, registers, "fmaf" not in asm, caches["l1d"], caches["l2"],
-                  caches["l3"])
+                  caches["l3"], ways or l1d_ways())
 
 
 def current():

@@ -162,19 +162,20 @@ def test_packed_operands_give_the_product_of_what_was_packed(monkeypatch, dtype,
     check(a, b, rng.uniform(-1, 1, (bo, m, n)).astype(dtype), True, operands)
 
 
-CACHES = {"zen3": (32 << 10, 512 << 10, 32 << 20), "zen4": (32 << 10, 1 << 20, 32 << 20),
-          "zen5": (48 << 10, 1 << 20, 32 << 20), "rocket lake": (48 << 10, 512 << 10, 12 << 20),
-          "small": (16 << 10, 256 << 10, 2 << 20), "tiny": (4 << 10, 32 << 10, 256 << 10)}
+CACHES = {"zen3": (32 << 10, 512 << 10, 32 << 20, 8), "zen4": (32 << 10, 1 << 20, 32 << 20, 8),
+          "zen5": (48 << 10, 1 << 20, 32 << 20, 12), "ice lake": (48 << 10, 1280 << 10, 48 << 20, 12),
+          "small": (16 << 10, 256 << 10, 2 << 20, 4), "tiny": (4 << 10, 32 << 10, 256 << 10, 2)}
 
 
 @pytest.mark.parametrize("itemsize", [4, 8])
 @pytest.mark.parametrize("caches", CACHES.values(), ids=CACHES.keys())
 def test_blocks_fill_the_caches_they_are_sized_for(itemsize, caches):
-    """`blocking`'s rules, each the largest multiple of its step that fits: the A micro-panel (MR × kc) in
-    3/4 of L1d, the B block (kc × nc) in half of L2, the A block (mc × kc) in an eighth of L3; the rows of a
-    product whose B is read in place (`in_place_rows`) fill half of L2 with A rows."""
-    l1d, l2, l3 = caches
-    target = Target("any", "", VECTOR_BYTES, 32, True, l1d, l2, l3)
+    """`blocking`'s rules, each the largest multiple of its step that fits: the A micro-panel (MR × kc) and
+    one B micro-panel (kc × NR) in all but one of L1d's ways, the B block (kc × nc) in half of L2, the A
+    block (mc × kc) in an eighth of L3; the rows of a product whose B is read in place (`in_place_rows`)
+    fill half of L2 with A rows."""
+    l1d, l2, l3, ways = caches
+    target = Target("any", "", VECTOR_BYTES, 32, True, l1d, l2, l3, ways)
     kc, mc, nc = blocking(itemsize, target)
     nr, rows = tile_columns(itemsize), in_place_rows(itemsize, target)
     assert kc % 16 == 0 and 16 <= kc <= 512 and mc % MR == 0 and nc % nr == 0 and rows % MR == 0
@@ -182,7 +183,7 @@ def test_blocks_fill_the_caches_they_are_sized_for(itemsize, caches):
     def largest(extent, step, least, bytes_each, room):
         return extent == least if extent * bytes_each > room else (extent + step) * bytes_each > room
 
-    assert largest(kc, 16, 16, MR * itemsize, l1d * 3 // 4) or kc == 512
+    assert largest(kc, 16, 16, (MR + nr) * itemsize, l1d * (ways - 1) // ways) or kc == 512
     assert largest(nc, nr, nr, kc * itemsize, l2 // 2)
     assert largest(mc, MR, MR, kc * itemsize, l3 // 8)
     assert largest(rows, MR, MR, kc * itemsize, l2 // 2)

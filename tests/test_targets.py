@@ -9,7 +9,7 @@ import pytest
 
 from ninx_kernels import codegen
 from ninx_kernels.cpu.gemm_ir import register_tile
-from ninx_kernels.target import Target, cache_sizes, host_cpu, target_for
+from ninx_kernels.target import DEFAULT_L1D_WAYS, Target, cache_sizes, host_cpu, l1d_ways, target_for
 from target_children import TARGETS, X86, missing_features, outcome
 
 
@@ -46,14 +46,16 @@ def test_host_target_keeps_512_bit_vectors_where_it_has_them():
     assert ("-prefer-256-bit" in features) == ("+avx512f" in features)
 
 
-def test_cache_sizes_from_sysfs_and_defaults(tmp_path):
-    for index, (level, kind, size) in enumerate([(1, "Data", "48K"), (1, "Instruction", "32K"),
-                                                  (2, "Unified", "1024K")]):
+def test_cache_sizes_and_l1d_ways_from_sysfs_and_defaults(tmp_path):
+    assert l1d_ways(tmp_path) == DEFAULT_L1D_WAYS
+    for index, (level, kind, size, ways) in enumerate([(1, "Instruction", "32K", 8), (1, "Data", "48K", 12),
+                                                       (2, "Unified", "1024K", 16)]):
         folder = tmp_path / f"index{index}"
         folder.mkdir()
-        for field, value in (("level", level), ("type", kind), ("size", size)):
+        for field, value in (("level", level), ("type", kind), ("size", size), ("ways_of_associativity", ways)):
             (folder / field).write_text(f"{value}\n")
     assert cache_sizes(tmp_path) == {"l1d": 48 << 10, "l2": 1 << 20, "l3": 8 << 20}
+    assert l1d_ways(tmp_path) == 12
 
 
 @pytest.mark.parametrize("vector_bytes, registers, fma", [(64, 32, True), (32, 16, True), (16, 16, False),

@@ -69,6 +69,10 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
      share tiles with other products' tails, 2 or 4 a vector (`_side_by_side` on a column range). 1×1 conv
      192@6² product, ms, alternating processes: float32 2.1–2.2 → 1.38–1.44, float64 4.3–4.4 → 3.5–3.9,
      haswell target 2.2 → 1.85. Tails of one a vector (13², 28²: 9, 16 columns) ran slower shared: not shared
+ 28: kc from the A and one B micro-panel in all but one of L1d's ways (`blocking`, BLIS's analytical model):
+     float64 2048² fell from 113–116 GFLOP/s at kc 224 to 100–102 at 240, on the model's edge. Ice Lake-SP,
+     alternating processes: float64 1024², 2048², 4096² 58–96, 92–100, 92–101 → 98–120, 107–120, 105–120;
+     float32 (kc 512 → 256) within noise. Not yet measured on AMD (Zen 4 gets 160 and 128)
 """
 import functools
 import math
@@ -154,15 +158,19 @@ class Gathered(NamedTuple):
 
 def blocking(itemsize, target=TARGET):
     """The largest Blocking for elements of `itemsize` bytes, sized from the target's caches:
-    - the A micro-panel (MR × kc) stays in L1 while B micro-panels stream past it: it takes 3/4 of L1d, the
-      rest holding the B rows in flight and the C tile (on a 32 KiB L1d, half left kc at 336 for float32 and
-      160 for float64, 2% and 4–9% slower than 512 and 256);
+    - the A micro-panel (MR × kc) stays in L1 while B micro-panels stream past it, and between two reads of
+      any of its lines one B micro-panel (kc × NR) goes by: under LRU it stays when the two fill at most
+      W − 1 of L1d's W ways, the last way for C's tile (BLIS's analytical model, Low et al. 2016). On the
+      2-core Ice Lake-SP (48 KiB, 12 ways) float64 2048² ran at 117–129 GFLOP/s with kc 192 against 98–105
+      at 384, where A alone had 3/4 of L1d (the rule before; 224 fits nearly and ran as 192, 240 as 384);
+      float32 ran alike at 240 and 512;
     - the B block (kc × nc) those micro-panels come from stays in L2: it takes half of it;
     - the A block (mc × kc), packed once and read once per B block, takes an eighth of L3 (a share of a
       cache other cores and machines use too).
     kc is a multiple of 16 (whole register transposes) within [16, 512], mc of MR, nc of NR."""
     nr = tile_columns(itemsize)
-    kc = min(512, max(16, target.l1d * 3 // 4 // (MR * itemsize) // 16 * 16))
+    room = target.l1d * (target.l1d_ways - 1) // target.l1d_ways
+    kc = min(512, max(16, room // ((MR + nr) * itemsize) // 16 * 16))
     mc = max(MR, target.l3 // 8 // (kc * itemsize) // MR * MR)
     nc = max(nr, target.l2 // 2 // (kc * itemsize) // nr * nr)
     return Blocking(kc, mc, nc)
