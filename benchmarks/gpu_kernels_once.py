@@ -33,7 +33,7 @@ def main():
         "conv2d_backward_input": lambda: backend.conv2d_backward_input(conv_gy, filters, conv, 1),
         "conv2d_backward_weight": lambda: backend.conv2d_backward_weight(x, conv_gy, conv, 1),
         "conv2d_backward_bias": lambda: backend.conv2d_backward_bias(conv_gy),
-        "depthwise_conv2d": lambda: backend.depthwise_conv2d(x, depthwise, conv),
+        "depthwise_conv2d": lambda: backend.depthwise_conv2d(x, depthwise, conv, array(6)),
         "depthwise_conv2d_backward_input": lambda: backend.depthwise_conv2d_backward_input(depthwise_gy, depthwise,
                                                                                              conv),
         "depthwise_conv2d_backward_weight": lambda: backend.depthwise_conv2d_backward_weight(x, depthwise_gy, conv),

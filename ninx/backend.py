@@ -35,9 +35,10 @@ class KernelTable(Protocol):
     def conv2d_backward_bias(self, gy):
         """The bias gradient (oC,) of conv2d (and of depthwise_conv2d): Σ gy (N, oC, oh, ow) over N, oh, ow."""
 
-    def depthwise_conv2d(self, x, weight, geometry):
+    def depthwise_conv2d(self, x, weight, geometry, bias=None):
         """y (N, C·M, oh, ow) of x (N, C, H, W) and weight (C·M, 1, kh, kw): output channel o convolves input
-        channel o // M only (groups = C, channel multiplier M), computed directly rather than as a GEMM."""
+        channel o // M only (groups = C, channel multiplier M), computed directly rather than as a GEMM; + bias[o]
+        when given."""
 
     def depthwise_conv2d_backward_input(self, gy, weight, geometry):
         """The input gradient (N, C, H, W) of depthwise_conv2d."""

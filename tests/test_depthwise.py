@@ -132,3 +132,21 @@ def test_planes_stacked_a_few_images_at_a_time_give_the_same_convolution(monkeyp
     ref.assert_close(y.numpy(), ref.conv2d(x, w, **options), np.float64, terms=w_shape[2] * w_shape[3],
                      magnitude=ref.conv2d(abs(x), abs(w), **options))
     gradcheck(lambda *ts: F.conv2d(*ts, **options), tensors((x, w), "cpu", np.float64, True))
+
+
+@pytest.mark.parametrize("kernel", [(3, 3), (2, 4), (1, 5), (5, 1)])
+def test_an_infinite_or_nan_input_reaches_exactly_the_outputs_whose_windows_hold_it(device, kernel):
+    """The CPU forward sums a kernel row's taps up to three a loop: an output whose window holds +inf or NaN
+    is inf or NaN as in the reference, and no other output is (no tap reads past its row or its plane)."""
+    x, w, b = arrays((2, 3, 8, 9), (3, 1) + kernel, 21, True)
+    x[0, 1, 3, 4], x[1, 2, 0, 8] = np.inf, np.nan
+    w = np.abs(w) + 0.1  # no zero weights: 0 · inf would be NaN in the reference as well
+    options = dict(padding=(kernel[0] // 2, kernel[1] // 2), groups=3)
+    y = F.conv2d(*tensors((x, w, b), device, np.float32), **options).numpy()
+    expected = ref.conv2d(x, w, b, **options)
+    assert np.isnan(expected).any() and np.isinf(expected).any()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+    np.testing.assert_array_equal(np.isposinf(y), np.isposinf(expected))
+    finite = np.isfinite(expected)
+    ref.assert_close(y[finite], expected[finite], np.float32, terms=kernel[0] * kernel[1] + 1,
+                     magnitude=ref.conv2d(abs(np.nan_to_num(x, posinf=0)), w, abs(b), **options)[finite])

@@ -8,9 +8,10 @@ o = c·M + m sees input channel c only,
 (taps outside the input read zero). As a GEMM each group would be an (M × kh·kw) @ (kh·kw × oh·ow) product of
 a handful of rows, so this kernel slides each tap over whole planes instead. A channel's planes of several
 images are stacked, flat, in one zero-padded frame (`Stack`), its outputs computed on the stride-1 grid (a
-stride of 2 computes 4× the outputs it keeps, and still ran 1.5× faster than strided reads did), and each tap
-is one loop over the whole stack (`_frame_taps`), which LLVM vectorises: long enough where a plane is 7×7
-(a plane a frame spent most of its time in the loops' scalar remainders and in allocating frames). Each
+stride of 2 computes 4× the outputs it keeps, and still ran 1.5× faster than strided reads did), and up to
+three taps of a kernel row are one loop over the whole stack (`_frame_taps`), which LLVM vectorises: long
+enough where a plane is 7×7 (a plane a frame spent most of its time in the loops' scalar remainders and in
+allocating frames). Each
 thread owns a share of the channels and allocates its frames once: output channels (forward, weight gradient)
 or input channels (input gradient: the scatter of every tap into the planes it owns, no races).
 
@@ -24,6 +25,10 @@ Frames once a thread instead of once a channel: 960@7² forward 0.27–0.29 → 
 → 0.38 (malloc and free were 16% of 960@7²'s time). A stride-2 forward's outputs leave the stride-1 grid by
 two loads and a shuffle a vector, not a gather (`gather_padded`): 576@14²/2 on the 2-core Zen 4 took
 1.24–1.87× the time of the same layer at stride 1, and now 0.81–0.94× (alternating processes, 3 rounds).
+The forward's taps three a loop, so that the frame is loaded and stored once for three FMAs, and its bias
+in the frame before them, not in a pass over y (2-core Ice Lake-SP, the op with its bias, ms, alternating
+processes, 3 rounds): 144@56² 4.2–5.5 → 2.7–3.3, 192@28² 1.14–1.42 → 0.61–0.75, 576@14²/2 0.79–1.05 →
+0.59–0.69, 960@7² 0.68–0.72 → 0.43–0.48 (PyTorch 4.0, 1.25, 0.56, 0.57 in the suite's run).
 """
 from typing import NamedTuple
 
@@ -81,24 +86,49 @@ def _frame_copy(plane, frame, wp, top, left, step_y, step_x, into):
 
 
 @njit(inline="always")
-def _frame_taps(out, src, taps, wp, dh, dw, adjoint):
-    """out[p] (+)= taps[i, j] · src[p + i·dh·wp + j·dw] over the len(out) positions p of frames whose rows are
-    wp apart (src: the padded input's, which holds every tap's reach), the first tap overwriting out; with
-    `adjoint`, the transpose, src[p + shift] += taps[i, j] · out[p]. One loop over the whole stack a tap."""
+def _frame_taps(out, src, taps, wp, dh, dw, bias):
+    """out[p] = bias + Σ_{i, j} taps[i, j] · src[p + i·dh·wp + j·dw] over the len(out) positions p of frames
+    whose rows are wp apart (src: the padded input's, which holds every tap's reach). A kernel row's taps go
+    up to three a loop over the whole stack (`_row_taps`), so that out is loaded and stored once for three
+    FMAs a vector, not for each."""
+    kh, kw = taps.shape
+    out[:] = bias
+    for i in range(kh):
+        for j in range(0, kw, 3):
+            _row_taps(out, src, taps[i], j, min(3, kw - j), i * dh * wp, dw)
+
+
+@njit(inline="always")
+def _row_taps(out, src, row, j, count, at, dw):
+    """out[p] += Σ_{q < count} row[j + q] · src[at + (j + q)·dw + p], for count = 1, 2 or 3 taps of one kernel
+    row: each tap reads src through a slice of its own, which LLVM vectorises (src[p + shift] did not)."""
+    n, start = out.size, at + j * dw
+    t0, s0 = row[j], src[start:start + n]
+    if count == 1:
+        for p in range(n):
+            out[p] += t0 * s0[p]
+        return
+    t1, s1 = row[j + 1], src[start + dw:start + dw + n]
+    if count == 2:
+        for p in range(n):
+            out[p] += t0 * s0[p] + t1 * s1[p]
+        return
+    t2, s2 = row[j + 2], src[start + 2 * dw:start + 2 * dw + n]
+    for p in range(n):
+        out[p] += t0 * s0[p] + t1 * s1[p] + t2 * s2[p]
+
+
+@njit(inline="always")
+def _scattered_taps(out, dst, taps, wp, dh, dw):
+    """The adjoint of `_frame_taps` without its bias: dst[p + i·dh·wp + j·dw] += taps[i, j] · out[p], a tap a
+    loop over the stack."""
     kh, kw = taps.shape
     for i in range(kh):
         for j in range(kw):
             tap, shift = taps[i, j], i * dh * wp + j * dw
-            window = src[shift:shift + out.size]
-            if adjoint:
-                for p in range(out.size):
-                    window[p] += tap * out[p]
-            elif i == 0 and j == 0:
-                for p in range(out.size):
-                    out[p] = tap * window[p]
-            else:
-                for p in range(out.size):
-                    out[p] += tap * window[p]
+            window = dst[shift:shift + out.size]
+            for p in range(out.size):
+                window[p] += tap * out[p]
 
 
 @njit(inline="always")
@@ -108,7 +138,7 @@ def _share(part, workers, count):
 
 
 @njit(parallel=True, cache=True)
-def _forward(x, w, sh, sw, ph, pw, dh, dw, stack, workers, y):
+def _forward(x, w, bias, sh, sw, ph, pw, dh, dw, stack, workers, y):
     n_images, channels = x.shape[:2]
     out_channels = w.shape[0]
     multiplier = out_channels // channels
@@ -120,7 +150,7 @@ def _forward(x, w, sh, sw, ph, pw, dh, dw, stack, workers, y):
                 images = min(per_stack, n_images - n0)  # a last, shorter stack leaves older planes past it
                 for t in range(images):
                     _frame_copy(x[n0 + t, o // multiplier], padded, wp, t * period + ph, pw, 1, 1, True)
-                _frame_taps(frame[:images * period * wp], padded, w[o, 0], wp, dh, dw, False)
+                _frame_taps(frame[:images * period * wp], padded, w[o, 0], wp, dh, dw, bias[o])
                 for t in range(images):
                     _frame_copy(y[n0 + t, o], frame, wp, t * period, 0, sh, sw, False)
 
@@ -144,7 +174,7 @@ def _backward_input(gy, w, sh, sw, ph, pw, dh, dw, stack, workers, gx):
                     frame[:] = 0
                     for t in range(images):
                         _frame_copy(gy[n0 + t, o], frame, wp, t * period, 0, sh, sw, True)
-                    _frame_taps(frame[:images * period * wp], padded, w[o, 0], wp, dh, dw, True)
+                    _scattered_taps(frame[:images * period * wp], padded, w[o, 0], wp, dh, dw)
                 for t in range(images):
                     _frame_copy(gx[n0 + t, c], padded, wp, t * period + ph, pw, 1, 1, False)
 
@@ -190,10 +220,11 @@ def _output(g, out_channels, dtype):
     return np.empty((g.n, out_channels, g.oh, g.ow), dtype=dtype)
 
 
-def depthwise_conv2d(x, weight, g):
-    """y (N, C·M, oh, ow) of x (N, C, H, W) and weight (C·M, 1, kh, kw)."""
+def depthwise_conv2d(x, weight, g, bias=None):
+    """y (N, C·M, oh, ow) of x (N, C, H, W) and weight (C·M, 1, kh, kw), + bias[o] when given."""
     y = _output(g, weight.shape[0], x.dtype)
-    _forward(np.ascontiguousarray(x), np.ascontiguousarray(weight), g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
+    bias = np.zeros(weight.shape[0], x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
+    _forward(np.ascontiguousarray(x), np.ascontiguousarray(weight), bias, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
              tuple(stack_for(g, g.n, x.itemsize)), _workers(weight.shape[0]), y)
     return y
 

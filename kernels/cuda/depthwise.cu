@@ -10,9 +10,9 @@
 #include "window.cuh"
 
 template <typename T, typename Index>
-__global__ void depthwise_conv2d(const T* __restrict__ x, const T* __restrict__ w, int channels, int multiplier,
-                                 int h, int wd, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
-                                 int oh, int ow, Index count, T* __restrict__ y) {
+__global__ void depthwise_conv2d(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
+                                 int channels, int multiplier, int h, int wd, int kh, int kw, int sh, int sw,
+                                 int ph, int pw, int dh, int dw, int oh, int ow, Index count, T* __restrict__ y) {
     const Divmod<Index> by_ow(ow), by_oh(oh), by_out_channels(channels * multiplier);
     const Divmod<int> by_multiplier(multiplier);
     for (Index e = first_index<Index>(); e < count; e += grid_stride<Index>()) {
@@ -21,7 +21,7 @@ __global__ void depthwise_conv2d(const T* __restrict__ x, const T* __restrict__ 
         const Index n = by_out_channels.divmod(by_oh.divmod(by_ow.divmod(e, ox), oy), o);
         const T* in = x + (n * channels + by_multiplier.quotient(o)) * h * wd;
         const T* filter = w + Index(o) * kh * kw;
-        T total = T(0);
+        T total = bias[o];
         for (int i = 0; i < kh; ++i) {
             const int iy = oy * sh - ph + i * dh;
             if (iy < 0 || iy >= h) continue;

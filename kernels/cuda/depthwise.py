@@ -16,13 +16,14 @@ def _args(g, out_channels):
                                        g.dh, g.dw, g.oh, g.ow))
 
 
-def depthwise_conv2d(device, x, weight, g):
-    """y (N, C·M, oh, ow) of x (N, C, H, W) and weight (C·M, 1, kh, kw)."""
+def depthwise_conv2d(device, x, weight, g, bias=None):
+    """y (N, C·M, oh, ow) of x (N, C, H, W) and weight (C·M, 1, kh, kw), + bias[o] when given."""
     xp = device.xp
     y = xp.empty((g.n, weight.shape[0], g.oh, g.ow), dtype=x.dtype)
     index = index_type(x.size, weight.size, y.size)
+    bias = xp.zeros(weight.shape[0], x.dtype) if bias is None else xp.ascontiguousarray(bias, dtype=x.dtype)
     SOURCE.each_element(device, "depthwise_conv2d", x.dtype, y.size,
-                        (xp.ascontiguousarray(x), xp.ascontiguousarray(weight), *_args(g, weight.shape[0]),
+                        (xp.ascontiguousarray(x), xp.ascontiguousarray(weight), bias, *_args(g, weight.shape[0]),
                          index(y.size), y), index)
     return y
 

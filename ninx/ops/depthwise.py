@@ -20,10 +20,7 @@ class DepthwiseConv2d(Function):
         self.x, self.weight = x, weight
         if g.n == 0:
             return xp.zeros((0, weight.shape[0], g.oh, g.ow), dtype=x.dtype)
-        y = self.backend.depthwise_conv2d(x, weight, g)
-        if bias is not None:
-            y += bias.reshape(1, -1, 1, 1)
-        return y
+        return self.backend.depthwise_conv2d(x, weight, g, bias)
 
     def backward(self, gy):
         g, xp = self.geometry, self.backend.xp
