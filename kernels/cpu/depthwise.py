@@ -28,7 +28,10 @@ two loads and a shuffle a vector, not a gather (`gather_padded`): 576@14²/2 on 
 The forward's taps three a loop, so that the frame is loaded and stored once for three FMAs, and its bias
 in the frame before them, not in a pass over y (2-core Ice Lake-SP, the op with its bias, ms, alternating
 processes, 3 rounds): 144@56² 4.2–5.5 → 2.7–3.3, 192@28² 1.14–1.42 → 0.61–0.75, 576@14²/2 0.79–1.05 →
-0.59–0.69, 960@7² 0.68–0.72 → 0.43–0.48 (PyTorch 4.0, 1.25, 0.56, 0.57 in the suite's run).
+0.59–0.69, 960@7² 0.68–0.72 → 0.43–0.48 (PyTorch 4.0, 1.25, 0.56, 0.57 in the suite's run). The gradients
+likewise, the input's as sums gathered into the padded frame: input gradient 3.1–3.4 → 2.2–2.6, 0.90–1.03
+→ 0.68–0.75, 0.81–1.05 → 0.79–0.84, 0.51–0.54 → 0.47–0.50; weight gradient 2.2–2.3 → 1.9–2.3, 0.61–0.78 →
+0.56–0.67, 0.58–0.70 → 0.55–0.61, 0.45–0.60 → 0.42–0.57 (kernels alone, 4 rounds, min of 60 calls).
 """
 from typing import NamedTuple
 
@@ -120,15 +123,64 @@ def _row_taps(out, src, row, j, count, at, dw):
 
 @njit(inline="always")
 def _scattered_taps(out, dst, taps, wp, dh, dw):
-    """The adjoint of `_frame_taps` without its bias: dst[p + i·dh·wp + j·dw] += taps[i, j] · out[p], a tap a
-    loop over the stack."""
+    """The adjoint of `_frame_taps` without its bias: dst[p + i·dh·wp + j·dw] += taps[i, j] · out[p], a kernel
+    row's taps up to three a loop (`_row_taps_adjoint`)."""
     kh, kw = taps.shape
     for i in range(kh):
-        for j in range(kw):
-            tap, shift = taps[i, j], i * dh * wp + j * dw
-            window = dst[shift:shift + out.size]
-            for p in range(out.size):
-                window[p] += tap * out[p]
+        for j in range(0, kw, 3):
+            _row_taps_adjoint(out, dst, taps[i], j, min(3, kw - j), i * dh * wp, dw)
+
+
+@njit(inline="always")
+def _row_taps_adjoint(out, dst, row, j, count, at, dw):
+    """dst[at + (j + q)·dw + p] += row[j + q] · out[p] for q < count ≤ 3, p < len(out): `_row_taps`' adjoint,
+    gathered, dst[at + j·dw + r] += Σ_q row[j + q] · out[r − q·dw]. One loop takes the r that every tap
+    reaches (reach ≤ r < n, reach = (count − 1)·dw), a tap at a time the reach at either end."""
+    n, reach, base = out.size, (count - 1) * dw, at + j * dw
+    middle = max(0, n - reach)
+    d = dst[base + reach:base + reach + middle]
+    t0, o0 = row[j], out[reach:reach + middle]  # tap q reads out[reach − q·dw + m] for r = reach + m
+    if count == 1:
+        for m in range(middle):
+            d[m] += t0 * o0[m]
+    elif count == 2:
+        t1, o1 = row[j + 1], out[reach - dw:reach - dw + middle]
+        for m in range(middle):
+            d[m] += t0 * o0[m] + t1 * o1[m]
+    else:
+        t1, o1 = row[j + 1], out[reach - dw:reach - dw + middle]
+        t2, o2 = row[j + 2], out[0:middle]
+        for m in range(middle):
+            d[m] += t0 * o0[m] + t1 * o1[m] + t2 * o2[m]
+    for q in range(count):  # tap q's r outside the middle: p < reach − q·dw, and p ≥ n − q·dw
+        tap, shift = row[j + q], base + q * dw
+        for p in range(min(n, reach - q * dw)):
+            dst[shift + p] += tap * out[p]
+        for p in range(max(min(n, reach - q * dw), n - q * dw), n):
+            dst[shift + p] += tap * out[p]
+
+
+@njit(inline="always")
+def _row_dots(used, src, at, j, count, dw):
+    """(Σ_p used[p] · src[at + (j + q)·dw + p] for q < count ≤ 3, zeros for the rest): a kernel row's taps of
+    the weight gradient up to three a loop, each sum a vector of partial sums (the caller reassociates)."""
+    n, start = used.size, at + j * dw
+    s0, a0, a1, a2 = src[start:start + n], used.dtype.type(0), used.dtype.type(0), used.dtype.type(0)
+    if count == 1:
+        for p in range(n):
+            a0 += used[p] * s0[p]
+    elif count == 2:
+        s1 = src[start + dw:start + dw + n]
+        for p in range(n):
+            a0 += used[p] * s0[p]
+            a1 += used[p] * s1[p]
+    else:
+        s1, s2 = src[start + dw:start + dw + n], src[start + 2 * dw:start + 2 * dw + n]
+        for p in range(n):
+            a0 += used[p] * s0[p]
+            a1 += used[p] * s1[p]
+            a2 += used[p] * s2[p]
+    return a0, a1, a2
 
 
 @njit(inline="always")
@@ -201,12 +253,10 @@ def _backward_weight(x, gy, sh, sw, ph, pw, dh, dw, stack, workers, gw):
                     _frame_copy(gy[n0 + t, o], frame, wp, t * period, 0, sh, sw, True)
                 used = frame[:images * period * wp]
                 for i in range(kh):
-                    for j in range(kw):
-                        window = padded[i * dh * wp + j * dw:]
-                        total = gw.dtype.type(0)
-                        for p in range(used.size):
-                            total += used[p] * window[p]
-                        totals[i, j] += total
+                    for j in range(0, kw, 3):
+                        sums = _row_dots(used, padded, i * dh * wp, j, min(3, kw - j), dw)
+                        for q in range(min(3, kw - j)):
+                            totals[i, j + q] += sums[q]
             gw[o, 0] = totals
 
 
