@@ -85,16 +85,20 @@ def probe_assembly(cpu_name, cpu_features):
     return machine.emit_assembly(module)
 
 
+def _sysfs_caches(cache_dir, names):
+    """{name: text} of each of cpu0's caches (cache_dir/index0 … index7) that has every file in `names`."""
+    for index in range(8):
+        try:
+            yield {name: open(os.path.join(cache_dir, f"index{index}", name)).read().strip() for name in names}
+        except OSError:
+            continue
+
+
 def cache_sizes(cache_dir=CACHE_DIR):
     """{'l1d', 'l2', 'l3': bytes} of cpu0's data and unified caches; DEFAULT_CACHES for what is missing."""
     found = {}
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    for index in range(8):
-        try:
-            fields = {name: open(os.path.join(cache_dir, f"index{index}", name)).read().strip()
-                      for name in ("level", "type", "size")}
-        except OSError:
-            continue
+    for fields in _sysfs_caches(cache_dir, ("level", "type", "size")):
         if fields["type"] == "Instruction":
             continue
         size = fields["size"]
@@ -105,12 +109,7 @@ def cache_sizes(cache_dir=CACHE_DIR):
 
 def l1d_ways(cache_dir=CACHE_DIR):
     """The associativity of cpu0's L1 data cache, else DEFAULT_L1D_WAYS."""
-    for index in range(8):
-        try:
-            fields = {name: open(os.path.join(cache_dir, f"index{index}", name)).read().strip()
-                      for name in ("level", "type", "ways_of_associativity")}
-        except OSError:
-            continue
+    for fields in _sysfs_caches(cache_dir, ("level", "type", "ways_of_associativity")):
         if fields["level"] == "1" and fields["type"] != "Instruction" and fields["ways_of_associativity"].isdigit():
             return max(1, int(fields["ways_of_associativity"]))
     return DEFAULT_L1D_WAYS
