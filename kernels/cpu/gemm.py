@@ -436,7 +436,8 @@ def _worker(w, workers, work, a, b, blocks, job):
     a, b: the Layout of each operand in its base; blocks: the Blocking. A non-empty a_all or b_all holds
     that operand packed (`Packed`, flattened), read in place of packing it; a non-empty b_cols makes B a
     `Gathered` one with the offset tables b_rows, b_cols (and their runs, `_runs`); side_by_side > 1 puts
-    that many narrow products in one register tile (`_side_by_side`); with `epilogue`, each output ends
+    that many narrow products in one register tile (`_side_by_side`), with a tail > 0 only their last `tail`
+    columns, after the worker's whole tiles; with `epilogue`, each output ends
     + shift[m], clamped to [low, cap]."""
     (a_base, b_base, out, batch, k_size, accumulate, splits, split_rows, a_all, b_all, b_rows, b_cols, b_run_start,
      b_run_length, b_panel_runs, b_in_place, side_by_side, tail, epilogue, shift, low, cap) = job
