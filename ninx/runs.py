@@ -77,7 +77,9 @@ def fresh_default(base):
 
 @contextlib.contextmanager
 def deferred_interrupt():
-    """Run the block with Ctrl-C (SIGINT) held back; a Ctrl-C that came meanwhile is raised when it ends.
+    """Run the block with Ctrl-C (SIGINT) held back; a Ctrl-C that came meanwhile is delivered when it ends, to
+    the handler SIGINT had before: Python's raises KeyboardInterrupt, an ignored SIGINT (a job started in the
+    background of a script ignores it) stays ignored.
 
     Outside the main thread signals cannot be handled, and the block simply runs."""
     if threading.current_thread() is not threading.main_thread():
@@ -90,4 +92,4 @@ def deferred_interrupt():
     finally:
         signal.signal(signal.SIGINT, previous)
     if caught:
-        raise KeyboardInterrupt
+        signal.raise_signal(signal.SIGINT)

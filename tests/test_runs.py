@@ -1,6 +1,7 @@
 """Run folders are never lost: a run is not overwritten without --overwrite, default folders get a fresh
 suffix, a second process cannot write into a folder in use, an unwritable folder fails before any training,
 and Ctrl-C keeps the last whole epoch and prints the --resume command."""
+import contextlib
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import pytest
 
 from ninx import checkpoint, training
 from ninx.cli import main
+from ninx.runs import deferred_interrupt
 
 SMOKE = ["train", "--model", "nin-digits", "--data", "digits", "--batch-size", "16", "--limit-batches", "2"]
 
@@ -74,10 +76,31 @@ def test_ctrl_c_before_the_first_epoch_leaves_an_overwritten_run_as_it_was(tmp_p
 
 
 def start_run(out, cwd):
-    """`ninx train` in a process of its own, with stdout and stderr piped (not terminals)."""
-    return subprocess.Popen([sys.executable, "-m", "ninx"] + SMOKE + ["--limit-batches", "1", "--epochs", "100000",
-                                                                     "--out", str(out)],
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """`ninx train` in a process of its own, with stdout and stderr piped (not terminals), and with SIGINT
+    handled as in a terminal even where the suite runs as a background job, whose children inherit an ignored
+    SIGINT (a handler installed here is reset by exec, an ignored signal is not)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen([sys.executable, "-m", "ninx"] + SMOKE + ["--limit-batches", "1", "--epochs",
+                                                                         "100000", "--out", str(out)],
+                                cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("handler", [signal.default_int_handler, signal.SIG_IGN])
+def test_a_ctrl_c_held_back_reaches_the_handler_sigint_had(handler):
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        finished = False
+        with pytest.raises(KeyboardInterrupt) if handler is signal.default_int_handler else contextlib.nullcontext():
+            with deferred_interrupt():
+                os.kill(os.getpid(), signal.SIGINT)
+                finished = True  # the block is not cut short
+        assert finished
+        assert signal.getsignal(signal.SIGINT) is handler  # an ignored Ctrl-C stays ignored after the block
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_a_second_process_is_kept_out_and_ctrl_c_keeps_a_whole_epoch(tmp_path, capsys):
