@@ -41,6 +41,7 @@ import numpy as np
 from numba import njit, prange
 
 from .gemm_ir import TARGET, VECTOR_BYTES, lanes, transpose_into, window_tile
+from .memory import aligned_empty, aligned_like
 from .windows import padded, tap_offsets
 
 # NR vectors of output channels and R × KW pixels: the accumulators take all registers but the NR weight
@@ -165,7 +166,7 @@ def _forward(x, taps, panels, y, bias, low, cap, image_stride, row_stride, shape
         in_band = min(band, row_groups - first)  # rows of tiles in this band
         oy_first = first * rows
         out_rows = min(in_band * rows, oh - oy_first)
-        sums = np.empty(in_band * rows * line * nrc, y.dtype)
+        sums = aligned_like(y, in_band * rows * line * nrc)
         for b in range(blocks):
             for group in range(in_band):
                 oy0 = oy_first + group * rows
@@ -234,7 +235,9 @@ def _panels(weight, nrc, order):
     blocks = -(-out_channels // nrc)
     rows = np.zeros((blocks * nrc, weight[0].size), weight.dtype)
     rows[:out_channels] = weight.reshape(out_channels, -1)[:, order]
-    return np.ascontiguousarray(rows.reshape(blocks, nrc, -1).transpose(0, 2, 1))
+    panels = aligned_empty((blocks, weight[0].size, nrc), weight.dtype)
+    panels[...] = rows.reshape(blocks, nrc, -1).transpose(0, 2, 1)
+    return panels
 
 
 def conv_direct(x, weight, pad, dilation, sh, out_size, shape, bias=None, relu_cap=None, band=None):
@@ -359,8 +362,8 @@ def weight_gradient_direct(x, gy, g, chunk_bytes=CHUNK_BYTES):
     # a last group of channels past C reads up to rows − 1 channel planes past the last image
     reads = n * c * hp * wp + rows * hp * wp
     per_chunk = max(1, chunk_bytes // (g.oh * g.ow * padded_out * x.itemsize))
-    chunk = np.empty((min(per_chunk, n) * g.oh * g.ow, padded_out), x.dtype)
-    gwt = np.empty((c * g.kh * g.kw, padded_out), x.dtype)
+    chunk = aligned_empty((min(per_chunk, n) * g.oh * g.ow, padded_out), x.dtype)
+    gwt = aligned_empty((c * g.kh * g.kw, padded_out), x.dtype)
     gy = np.ascontiguousarray(gy).reshape(n, out_channels, g.oh * g.ow)
     _weight_gradient(padded(x, g.ph, g.pw, reads), pixels, gy, chunk, gwt, g.kh, g.kw, hp * wp, g.dh * wp,
                      c * hp * wp, (g.oh, g.ow, g.sh, g.dh, g.ph, g.ph + h))

@@ -88,8 +88,8 @@ from ..gemm_operands import check_gemm_operands
 from .borrowed import borrowed
 from .gemm_ir import (MR, NR_VECTORS, TARGET, VECTOR_BYTES, gather_padded, lanes, narrow_tile, tile_columns,
                       tile_update, transpose_into)
+from .memory import ALIGN, aligned_empty
 
-ALIGN = 64  # byte alignment of each worker's packing buffers
 SERIAL_FLOPS = 2_000_000  # below this much work one thread is faster than waking the others
 
 
@@ -520,13 +520,6 @@ def _read_only(x):
     return x
 
 
-def _aligned(dtype, size):
-    """An uninitialised 1-D array of `size` elements whose data starts on an ALIGN-byte boundary."""
-    raw = np.empty(size + ALIGN // dtype.itemsize, dtype)
-    start = (-raw.ctypes.data % ALIGN) // dtype.itemsize
-    return raw[start:start + size]
-
-
 _workspaces = {}
 
 
@@ -536,7 +529,7 @@ def _workspace(dtype, blocks, workers):
     if key not in _workspaces:
         row = blocks.mc * blocks.kc + blocks.kc * blocks.nc
         row += -row % (ALIGN // dtype.itemsize)
-        _workspaces[key] = _aligned(dtype, workers * row).reshape(workers, row)
+        _workspaces[key] = aligned_empty((workers, row), dtype)
     return _workspaces[key]
 
 
@@ -545,7 +538,7 @@ def _pack(x, side, room=None):
     rows, cols = x.shape[1:]
     wide, depth = (rows, cols) if side == "a" else (cols, rows)
     size = _padded(wide, x.itemsize, side) * depth
-    room = _aligned(x.dtype, x.shape[0] * size) if room is None else room
+    room = aligned_empty(x.shape[0] * size, x.dtype) if room is None else room
     packed = Packed(room[:x.shape[0] * size].reshape(x.shape[0], size), side, rows, cols,
                     _balanced(depth, _blockings[x.dtype].kc, 16))
     base, layout = _flat(side, x, x.shape[0])
@@ -571,7 +564,7 @@ def _room(dtype, side, size):
     """Room for a whole packed operand of `size` elements, ALIGN-byte aligned, kept for this thread and side."""
     key = (dtype, side, threading.get_ident())
     if key not in _rooms or _rooms[key].size < size:
-        _rooms[key] = _aligned(dtype, size)
+        _rooms[key] = aligned_empty(size, dtype)
     return _rooms[key]
 
 
