@@ -76,21 +76,40 @@ def test_weight_gradient_skips_the_rows_of_pixels_a_kernel_row_reads_only_paddin
         ref.assert_close(gw, expected, dtype, terms=3 * g.oh * g.ow, magnitude=magnitude)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("tile", range(len(direct.GRADIENT_TILES)), ids=lambda i: "R%d kw%d V%d" %
+                         direct.GRADIENT_TILES[i])
+def test_every_weight_gradient_tile_is_the_definition(tile, dtype):
+    """Each tile the target has, on a padded, strided layer with a last, partial group of input channels and
+    a partial block of output channels, in chunks of two images."""
+    kw = direct.GRADIENT_TILES[tile][1]
+    x = values((3, 5, 9, 10), 7)
+    g = window2d("conv2d", x.shape, (kw - 1, kw), (2, 1), 1)
+    gy = values((3, 37, g.oh, g.ow), 8)
+    gw = direct.weight_gradient_direct(x.astype(dtype), gy.astype(dtype), g,
+                                       2 * g.oh * g.ow * 64 * np.dtype(dtype).itemsize, tile)
+    w0 = values((37, 5, kw - 1, kw), 0)
+    _, expected = ref.conv2d_gradients(x, w0, gy, (2, 1), 1, 1)
+    _, magnitude = ref.conv2d_gradients(abs(x), w0, abs(gy), (2, 1), 1, 1)
+    ref.assert_close(gw, expected, dtype, terms=3 * g.oh * g.ow, magnitude=magnitude)
+
+
 @settings(deadline=None)
 @given(n=st.integers(1, 4), c=st.integers(1, 12), oc=st.integers(1, 40), h=st.integers(1, 9), w=st.integers(1, 9),
-       kh=st.integers(1, 4), kw=st.sampled_from(sorted(direct.GRADIENT_ROWS)), stride=st.integers(1, 2),
+       kh=st.integers(1, 4), tile=st.sampled_from(range(len(direct.GRADIENT_TILES))), stride=st.integers(1, 2),
        pad=st.integers(0, 2), dh=st.integers(1, 2), chunk=st.sampled_from([1, 2, 1 << 30]),
        dtype=st.sampled_from(DTYPES), seed=seeds)
-def test_weight_gradient_is_the_definition(n, c, oc, h, w, kh, kw, stride, pad, dh, chunk, dtype, seed):
-    """Partial groups of input channels, partial blocks of output channels, and chunks of one image, two, or
-    the whole batch (the sums over chunks accumulate)."""
+def test_weight_gradient_is_the_definition(n, c, oc, h, w, kh, tile, stride, pad, dh, chunk, dtype, seed):
+    """Every tile, with partial groups of input channels, partial blocks of output channels, and chunks of one
+    image, two, or the whole batch (the sums over chunks accumulate)."""
+    kw = direct.GRADIENT_TILES[tile][1]
     if dh * (kh - 1) + 1 > h + 2 * pad or kw > w + 2 * pad:
         return
     x = values((n, c, h, w), seed)
     g = window2d("conv2d", x.shape, (kh, kw), stride, pad, (dh, 1))
     gy = values((n, oc, g.oh, g.ow), seed + 1)
     chunk_bytes = chunk * g.oh * g.ow * 64 * np.dtype(dtype).itemsize  # gyᵀ has at most 64 padded channels
-    gw = direct.weight_gradient_direct(x.astype(dtype), gy.astype(dtype), g, chunk_bytes)
+    gw = direct.weight_gradient_direct(x.astype(dtype), gy.astype(dtype), g, chunk_bytes, tile)
     _, expected = ref.conv2d_gradients(x, values((oc, c, kh, kw), 0), gy, stride, pad, (dh, 1))
     _, magnitude = ref.conv2d_gradients(abs(x), values((oc, c, kh, kw), 0), abs(gy), stride, pad, (dh, 1))
     ref.assert_close(gw, expected, dtype, terms=n * g.oh * g.ow, magnitude=magnitude)
@@ -140,6 +159,9 @@ def test_the_routing_rules():
     assert not direct.weight_gradient_fits(window2d("conv2d", (2, 96, 13, 13), 4, 1, 2), 1)
     assert not direct.weight_gradient_fits(window2d("conv2d", (2, 96, 13, 13), 5, 1, 2, (1, 2)), 1)
     assert direct.tile_shape(1, 1) is None  # a 1×1 output uses 1 of a tile's 4 or more pixels
+    for kw in (3, 5):  # the weight gradient's tile is one of the layer's kernel width
+        assert direct.GRADIENT_TILES[direct.gradient_tile(kw, 96, 192, 4)][1] == kw
+    assert direct.GRADIENT_TILES[direct.gradient_tile(5, 1, 96, 4)][0] == 1  # one channel: no empty channel rows
     expected = {32: {13: (1, 13), 6: (2, 6)}, 16: {13: (1, 5), 6: (1, 6)}}  # the small NiN's: 13 of 15 pixels
     for side in (13, 6):  # on 16 registers, else the layers fill their tiles
         assert direct.tile_shape(side, side) == expected[direct.TARGET.vector_registers][side]

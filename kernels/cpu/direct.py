@@ -36,6 +36,8 @@ register transposes, each plane in runs of the band's rows. With a task a tile, 
 into each of 96 planes in turn, and the small NiN's first layer (25 taps, where writing y is most of the
 work) took 18–22 ms on the 2-core Ice Lake-SP, 4 of them with y replaced by a scratch buffer.
 """
+import functools
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -104,7 +106,7 @@ def weight_gradient_fits(g, groups):
     """Whether the weight gradient of Window2d `g` runs here: one group, a kernel width with a tile, no
     column dilation. It beats the GEMM even with a tile's channel rows half empty (2-core Zen 5: 5×5 1→96
     @28², 7.3 against 11.3 ms; 3×3 192→10 @2², 0.54 against 1.1)."""
-    return groups == 1 and not g.pointwise and g.kw in GRADIENT_ROWS and g.dw == 1
+    return groups == 1 and not g.pointwise and g.kw in {kw for _, kw, _ in GRADIENT_TILES} and g.dw == 1
 
 
 def channel_block(itemsize):
@@ -267,104 +269,111 @@ def conv_direct(x, weight, pad, dilation, sh, out_size, shape, bias=None, relu_c
     return y
 
 
-# the weight gradient's tiles: R input channels × the kw taps of one kernel row × one vector of output
-# channels, for the kernel widths below (accumulators: all registers but the B vector and two)
-GRADIENT_VECTORS = 2
-GRADIENT_ROWS = {kw: rows for kw in (3, 5, 7)
-                 if (rows := (TARGET.vector_registers - GRADIENT_VECTORS - 2) // (kw * GRADIENT_VECTORS))}
-R3, R5, R7 = (GRADIENT_ROWS.get(kw, 1) for kw in (3, 5, 7))  # 1: a width without a tile is never called
+# the weight gradient's tiles: R input channels × the kw taps of one kernel row × V vectors of output
+# channels; the accumulators take all registers but the V vectors of dyᵀ and two (a broadcast, a spare)
+GRADIENT_VECTORS = (2, 3, 4)
+GRADIENT_TILES = tuple((rows, kw, v) for kw in (3, 5, 7) for v in GRADIENT_VECTORS
+                       if (rows := (TARGET.vector_registers - v - 2) // (kw * v)))
 CHUNK_BYTES = TARGET.l2 // 2  # dyᵀ of a chunk of images stays in half of L2 while every tap's tile reads it
 
 
-@njit(inline="always")
-def _gradient_tile(kw, x, start, table, channel_stride, chunk, b_start, padded_out, steps, gwt, c_start, kh, used,
-                   accumulate):
-    """gwt's tile of `used` input channels × the kw taps of one kernel row (+)= the sum over `steps` pixels:
-    window_tile wants the kernel width as a literal, so each width has its call. No epilogue: finish is
-    False, so the shift, low and cap passed (gwt's own) are never read."""
-    if kw == 3:
-        window_tile(x, start, table, channel_stride, chunk, b_start, padded_out, steps, gwt, c_start,
-                    kh * kw * padded_out, padded_out, used, 3, accumulate, False, gwt, 0,
-                    gwt[0], gwt[0], R3, 3, GRADIENT_VECTORS)
-    elif kw == 5:
-        window_tile(x, start, table, channel_stride, chunk, b_start, padded_out, steps, gwt, c_start,
-                    kh * kw * padded_out, padded_out, used, 5, accumulate, False, gwt, 0,
-                    gwt[0], gwt[0], R5, 5, GRADIENT_VECTORS)
-    else:
-        window_tile(x, start, table, channel_stride, chunk, b_start, padded_out, steps, gwt, c_start,
-                    kh * kw * padded_out, padded_out, used, 7, accumulate, False, gwt, 0,
-                    gwt[0], gwt[0], R7, 7, GRADIENT_VECTORS)
+def gradient_tile(kw, channels, out_channels, itemsize):
+    """The index in GRADIENT_TILES of the tile for kernel width kw that takes fewest cycles per useful FMA:
+    a step of a tile (R, kw, V) issues R·kw·V FMAs and V + R·kw + 1 loads (dyᵀ's vectors, the broadcasts, the
+    step's offset), two of each a cycle; the useful FMAs are those on channels < C and output channels < oC.
+    Ties go to fewer loads per FMA. Against V = 2 for every layer, on the 2-core Ice Lake-SP, one process
+    alternating, medians of the ratios: the small NiN's 5×5 96→192 0.91 (1, 5, 4), its 3×3 192→192 @6² 0.87
+    (2, 3, 4), its first 5×5 1→96 @28² 0.74 (1, 5, 3: two channel rows would leave one empty); float64
+    0.92 and 0.86. On 16 registers only V = 2 has tiles of 5 taps or more."""
+    def cost(index):
+        rows, _, vectors = GRADIENT_TILES[index]
+        nrc = vectors * VECTOR_BYTES // itemsize
+        fmas, loads = rows * kw * vectors, vectors + rows * kw + 1
+        useful = fmas * channels / (-(-channels // rows) * rows) * out_channels / (-(-out_channels // nrc) * nrc)
+        return max(fmas, loads) / useful, loads / fmas
+    return min((i for i, tile in enumerate(GRADIENT_TILES) if tile[1] == kw), key=cost)
 
 
-@njit(parallel=True, cache=True)
-def _weight_gradient(x, pixels, gy, chunk, gwt, kh, kw, channel_stride, row_stride, image_stride, kernel_rows):
-    # gwt (C·kh·kw, oC_pad): gwt[t, o] = Σ_{n, p} gy[n, o, p] · x[n·image_stride + pixels[p] + tap t's offset],
-    # chunk (chunk images · L, oC_pad) holding gyᵀ of one chunk of images at a time
-    n_images, out_channels, length = gy.shape
-    taps, padded_out = gwt.shape
-    channels = taps // (kh * kw)
-    rows = R3 if kw == 3 else (R5 if kw == 5 else R7)
-    nrc = GRADIENT_VECTORS * lanes(gwt)
-    blocks, groups = padded_out // nrc, (channels + rows - 1) // rows
-    per_chunk = chunk.shape[0] // length
-    oh, ow, sh, dh, top, bottom = kernel_rows
-    table = np.empty(chunk.shape[0], np.int64)
-    width = lanes(gwt)
-    flat_gy, flat_chunk, flat_gwt = gy.reshape(-1), chunk.reshape(-1), gwt.reshape(-1)
-    for n0 in range(0, n_images, per_chunk):
-        images = min(per_chunk, n_images - n0)
-        for p in range(images * length):
-            table[p] = (p // length) * image_stride + pixels[p % length]
-        for q in prange(images * padded_out // width):  # gyᵀ of the chunk, width × width blocks transposed
-            n, o = q // (padded_out // width), q % (padded_out // width) * width
-            count = min(width, out_channels - o)
-            for p in range(0, length - width + 1, width):
-                transpose_into(flat_gy, ((n0 + n) * out_channels + o) * length + p, length, count, flat_chunk,
-                               (n * length + p) * padded_out + o, padded_out, width)
-            for p in range(length - length % width, length):
-                for j in range(width):
-                    chunk[n * length + p, o + j] = gy[n0 + n, o + j, p] if j < count else 0
-        base = n0 * image_stride
-        for task in prange(blocks * groups * kh):  # block-major: a thread's next tile reads the same gyᵀ columns
-            b, rest = task // (groups * kh), task % (groups * kh)
-            c0, i = rest // kh * rows, rest % kh
-            start = base + c0 * channel_stride + i * row_stride
-            c_start = ((c0 * kh + i) * kw) * padded_out + b * nrc
-            used = min(rows, channels - c0)
-            # kernel row i reads padded row oy·sh + i·dh for output row oy: the rows oy_lo … oy_hi − 1 read
-            # the input, the others only padding, whose products are zero and are skipped
-            oy_lo, oy_hi = _reading(i * dh, i * dh, sh, oh, top, bottom)
-            if oy_hi - oy_lo == oh:  # every pixel of the chunk, in one run
-                _gradient_tile(kw, x, start, table, channel_stride, flat_chunk, b * nrc, padded_out,
-                               images * length, flat_gwt, c_start, kh, used, n0 > 0)
-            else:  # each image's run of rows that read the input
-                for n in range(images):
-                    first = n * length + oy_lo * ow
-                    _gradient_tile(kw, x, start, table[first:], channel_stride, flat_chunk,
-                                   first * padded_out + b * nrc, padded_out, (oy_hi - oy_lo) * ow, flat_gwt,
-                                   c_start, kh, used, n0 > 0 or n > 0)
+@functools.cache
+def _weight_gradient(tile):
+    """The weight gradient's kernel with tile GRADIENT_TILES[tile]: window_tile wants the tile's shape as
+    literals, so each tile has a kernel of its own, compiled when a layer first takes it."""
+    rows, kw, vectors = GRADIENT_TILES[tile]
+
+    @njit(parallel=True, cache=True)
+    def weight_gradient(x, pixels, gy, chunk, gwt, kh, channel_stride, row_stride, image_stride, kernel_rows):
+        # gwt (C·kh·kw, oC_pad): gwt[t, o] = Σ_{n, p} gy[n, o, p] · x[n·image_stride + pixels[p] + tap t's
+        # offset], chunk (chunk images · L, oC_pad) holding gyᵀ of one chunk of images at a time
+        n_images, out_channels, length = gy.shape
+        taps, padded_out = gwt.shape
+        channels = taps // (kh * kw)
+        nrc = vectors * lanes(gwt)
+        blocks, groups = padded_out // nrc, (channels + rows - 1) // rows
+        per_chunk = chunk.shape[0] // length
+        oh, ow, sh, dh, top, bottom = kernel_rows
+        table = np.empty(chunk.shape[0], np.int64)
+        width = lanes(gwt)
+        flat_gy, flat_chunk, flat_gwt = gy.reshape(-1), chunk.reshape(-1), gwt.reshape(-1)
+        for n0 in range(0, n_images, per_chunk):
+            images = min(per_chunk, n_images - n0)
+            for p in range(images * length):
+                table[p] = (p // length) * image_stride + pixels[p % length]
+            for q in prange(images * padded_out // width):  # gyᵀ of the chunk, width × width blocks transposed
+                n, o = q // (padded_out // width), q % (padded_out // width) * width
+                count = min(width, out_channels - o)
+                for p in range(0, length - width + 1, width):
+                    transpose_into(flat_gy, ((n0 + n) * out_channels + o) * length + p, length, count, flat_chunk,
+                                   (n * length + p) * padded_out + o, padded_out, width)
+                for p in range(length - length % width, length):
+                    for j in range(width):
+                        chunk[n * length + p, o + j] = gy[n0 + n, o + j, p] if j < count else 0
+            base = n0 * image_stride
+            for task in prange(blocks * groups * kh):  # block-major: a thread's next tile reads the same gyᵀ columns
+                b, rest = task // (groups * kh), task % (groups * kh)
+                c0, i = rest // kh * rows, rest % kh
+                start = base + c0 * channel_stride + i * row_stride
+                c_start = ((c0 * kh + i) * kw) * padded_out + b * nrc
+                used = min(rows, channels - c0)
+                # kernel row i reads padded row oy·sh + i·dh for output row oy: the rows oy_lo … oy_hi − 1 read
+                # the input, the others only padding, whose products are zero and are skipped
+                oy_lo, oy_hi = _reading(i * dh, i * dh, sh, oh, top, bottom)
+                # no epilogue: finish is False, so the shift, low and cap passed (gwt's own) are never read
+                if oy_hi - oy_lo == oh:  # every pixel of the chunk, in one run
+                    window_tile(x, start, table, channel_stride, flat_chunk, b * nrc, padded_out, images * length,
+                                flat_gwt, c_start, kh * kw * padded_out, padded_out, used, kw, n0 > 0, False,
+                                flat_gwt, 0, flat_gwt[0], flat_gwt[0], rows, kw, vectors)
+                else:  # each image's run of rows that read the input
+                    for n in range(images):
+                        first = n * length + oy_lo * ow
+                        window_tile(x, start, table[first:], channel_stride, flat_chunk,
+                                    first * padded_out + b * nrc, padded_out, (oy_hi - oy_lo) * ow, flat_gwt,
+                                    c_start, kh * kw * padded_out, padded_out, used, kw, n0 > 0 or n > 0, False,
+                                    flat_gwt, 0, flat_gwt[0], flat_gwt[0], rows, kw, vectors)
+    return weight_gradient
 
 
-def weight_gradient_direct(x, gy, g, chunk_bytes=CHUNK_BYTES):
+def weight_gradient_direct(x, gy, g, chunk_bytes=CHUNK_BYTES, tile=None):
     """dW (oC, C, kh, kw) = Σ over images and pixels of gy[n, o, p] times the window element each tap reads,
-    for a kernel width in GRADIENT_ROWS and unit column dilation; any stride, padding and row dilation. The
-    images go a chunk of gyᵀ (at most chunk_bytes, one image at least) at a time."""
+    for a kernel width in GRADIENT_TILES and unit column dilation; any stride, padding and row dilation. The
+    images go a chunk of gyᵀ (at most chunk_bytes, one image at least) at a time, in tiles GRADIENT_TILES[tile]
+    (by default `gradient_tile`'s)."""
     n, c, h, w = x.shape
     out_channels = gy.shape[1]
     if n == 0:  # no image: a sum of nothing (the kernel would leave gwt unwritten)
         return np.zeros((out_channels, c, g.kh, g.kw), x.dtype)
     hp, wp = h + 2 * g.ph, w + 2 * g.pw
-    nrc = GRADIENT_VECTORS * VECTOR_BYTES // x.itemsize
+    tile = gradient_tile(g.kw, c, out_channels, x.itemsize) if tile is None else tile
+    rows, _, vectors = GRADIENT_TILES[tile]
+    nrc = vectors * VECTOR_BYTES // x.itemsize
     padded_out = -(-out_channels // nrc) * nrc
     oy, ox = np.unravel_index(np.arange(g.oh * g.ow), (g.oh, g.ow))
     pixels = oy * g.sh * wp + ox * g.sw
-    rows = GRADIENT_ROWS[g.kw]
     # a last group of channels past C reads up to rows − 1 channel planes past the last image
     reads = n * c * hp * wp + rows * hp * wp
     per_chunk = max(1, chunk_bytes // (g.oh * g.ow * padded_out * x.itemsize))
     chunk = aligned_empty((min(per_chunk, n) * g.oh * g.ow, padded_out), x.dtype)
     gwt = aligned_empty((c * g.kh * g.kw, padded_out), x.dtype)
     gy = np.ascontiguousarray(gy).reshape(n, out_channels, g.oh * g.ow)
-    _weight_gradient(padded(x, g.ph, g.pw, reads), pixels, gy, chunk, gwt, g.kh, g.kw, hp * wp, g.dh * wp,
+    _weight_gradient(tile)(padded(x, g.ph, g.pw, reads), pixels, gy, chunk, gwt, g.kh, hp * wp, g.dh * wp,
                      c * hp * wp, (g.oh, g.ow, g.sh, g.dh, g.ph, g.ph + h))
     return np.ascontiguousarray(gwt[:, :out_channels].T).reshape(out_channels, c, g.kh, g.kw)
