@@ -106,7 +106,7 @@ def weight_gradient_fits(g, groups):
     """Whether the weight gradient of Window2d `g` runs here: one group, a kernel width with a tile, no
     column dilation. It beats the GEMM even with a tile's channel rows half empty (2-core Zen 5: 5×5 1→96
     @28², 7.3 against 11.3 ms; 3×3 192→10 @2², 0.54 against 1.1)."""
-    return groups == 1 and not g.pointwise and g.kw in {kw for _, kw, _ in GRADIENT_TILES} and g.dw == 1
+    return groups == 1 and not g.pointwise and g.kw in GRADIENT_WIDTHS and g.dw == 1
 
 
 def channel_block(itemsize):
@@ -274,6 +274,7 @@ def conv_direct(x, weight, pad, dilation, sh, out_size, shape, bias=None, relu_c
 GRADIENT_VECTORS = (2, 3, 4)
 GRADIENT_TILES = tuple((rows, kw, v) for kw in (3, 5, 7) for v in GRADIENT_VECTORS
                        if (rows := (TARGET.vector_registers - v - 2) // (kw * v)))
+GRADIENT_WIDTHS = frozenset(kw for _, kw, _ in GRADIENT_TILES)  # the kernel widths this path serves
 CHUNK_BYTES = TARGET.l2 // 2  # dyᵀ of a chunk of images stays in half of L2 while every tap's tile reads it
 
 
@@ -354,7 +355,7 @@ def _weight_gradient(tile):
 
 def weight_gradient_direct(x, gy, g, chunk_bytes=CHUNK_BYTES, tile=None):
     """dW (oC, C, kh, kw) = Σ over images and pixels of gy[n, o, p] times the window element each tap reads,
-    for a kernel width in GRADIENT_TILES and unit column dilation; any stride, padding and row dilation. The
+    for a kernel width in GRADIENT_WIDTHS and unit column dilation; any stride, padding and row dilation. The
     images go a chunk of gyᵀ (at most chunk_bytes, one image at least) at a time, in tiles GRADIENT_TILES[tile]
     (by default `gradient_tile`'s)."""
     n, c, h, w = x.shape
