@@ -278,6 +278,11 @@ GRADIENT_WIDTHS = frozenset(kw for _, kw, _ in GRADIENT_TILES)  # the kernel wid
 CHUNK_BYTES = TARGET.l2 // 2  # dyᵀ of a chunk of images stays in half of L2 while every tap's tile reads it
 
 
+def gradient_block(tile, itemsize):
+    """Output channels a weight-gradient tile GRADIENT_TILES[tile] covers: its V vectors."""
+    return GRADIENT_TILES[tile][2] * VECTOR_BYTES // itemsize
+
+
 def gradient_tile(kw, channels, out_channels, itemsize):
     """The index in GRADIENT_TILES of the tile for kernel width kw that takes fewest cycles per useful FMA:
     a step of a tile (R, kw, V) issues R·kw·V FMAs and V + R·kw + 1 loads (dyᵀ's vectors, the broadcasts, the
@@ -288,7 +293,7 @@ def gradient_tile(kw, channels, out_channels, itemsize):
     0.92 and 0.86. On 16 registers only V = 2 has tiles of 5 taps or more."""
     def cost(index):
         rows, _, vectors = GRADIENT_TILES[index]
-        nrc = vectors * VECTOR_BYTES // itemsize
+        nrc = gradient_block(index, itemsize)
         fmas, loads = rows * kw * vectors, vectors + rows * kw + 1
         useful = fmas * channels / (-(-channels // rows) * rows) * out_channels / (-(-out_channels // nrc) * nrc)
         return max(fmas, loads) / useful, loads / fmas
@@ -364,8 +369,7 @@ def weight_gradient_direct(x, gy, g, chunk_bytes=CHUNK_BYTES, tile=None):
         return np.zeros((out_channels, c, g.kh, g.kw), x.dtype)
     hp, wp = h + 2 * g.ph, w + 2 * g.pw
     tile = gradient_tile(g.kw, c, out_channels, x.itemsize) if tile is None else tile
-    rows, _, vectors = GRADIENT_TILES[tile]
-    nrc = vectors * VECTOR_BYTES // x.itemsize
+    rows, nrc = GRADIENT_TILES[tile][0], gradient_block(tile, x.itemsize)
     padded_out = -(-out_channels // nrc) * nrc
     oy, ox = np.unravel_index(np.arange(g.oh * g.ow), (g.oh, g.ow))
     pixels = oy * g.sh * wp + ox * g.sw

@@ -2,11 +2,11 @@
 
 A buffer that vector loads or stores sweep in rows of whole cache lines (packed panels, a transposed
 gradient, a band of sums) must start on a line: numpy's heap blocks start 16 bytes past one and Numba's own
-arrays 32 bytes, and from any other start each 64-byte vector straddles two lines. The direct convolution's
-buffers from a line against as they came, the small NiN's 5×5 layer (batch 128) on the 2-core Ice Lake-SP,
-both in one process, alternating, min of 10: forward 78 → 66 ms, input gradient 82 → 69, weight gradient
-97–100 → 71–73 (its transposed gradient had started 16 bytes past a line); the 3×3 layer's 16.3 → 14.2,
-17.2 → 15.0 and 17.0 → 13.6.
+arrays 32 bytes, and from any other start each 64-byte vector straddles two lines. The small NiN's 5×5
+layer (batch 128) on the 2-core Ice Lake-SP, with the direct convolution's buffers on a line against where
+they landed, both in one process, alternating, min of 10: forward 78 → 66 ms, input gradient 82 → 69,
+weight gradient 97–100 → 71–73 (its transposed gradient had started 16 bytes past a line); the 3×3 layer's
+16.3 → 14.2, 17.2 → 15.0 and 17.0 → 13.6.
 
 Freed memory is kept so that a training step's arrays reuse the pages of the last step's.
 
@@ -25,6 +25,7 @@ import os
 
 import numpy as np
 from numba import njit
+from numba.extending import register_jitable
 
 ALIGN = 64  # bytes: a cache line, and at least one vector on every target
 
@@ -44,17 +45,21 @@ def keep_freed_memory():
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
+@register_jitable
+def _from_a_line(raw, size):
+    """The `size` elements of raw (ALIGN bytes longer than that) that start on an ALIGN-byte boundary; in
+    Python and in kernels alike."""
+    start = (-raw.ctypes.data % ALIGN) // raw.itemsize
+    return raw[start:start + size]
+
+
 def aligned_empty(shape, dtype):
     """An uninitialised array of `shape` whose data starts on an ALIGN-byte boundary."""
     dtype, size = np.dtype(dtype), int(np.prod(shape))
-    raw = np.empty(size + ALIGN // dtype.itemsize, dtype)
-    start = (-raw.ctypes.data % ALIGN) // dtype.itemsize
-    return raw[start:start + size].reshape(shape)
+    return _from_a_line(np.empty(size + ALIGN // dtype.itemsize, dtype), size).reshape(shape)
 
 
 @njit(inline="always")
 def aligned_like(template, size):
     """Inside a kernel: an uninitialised 1-D array of `size` elements of template's dtype, ALIGN-byte aligned."""
-    raw = np.empty(size + ALIGN // template.itemsize, template.dtype)
-    start = (-raw.ctypes.data % ALIGN) // template.itemsize
-    return raw[start:start + size]
+    return _from_a_line(np.empty(size + ALIGN // template.itemsize, template.dtype), size)
