@@ -431,8 +431,7 @@ def gather_padded(typingctx, src, src_start, step, count, dst, dst_start, width)
         zero = ir.Constant(vec, [ir.Constant(elem, 0.0)] * lanes_n)
         align = ir.Constant(i32, size)
         offsets = builder.mul(lanes, _splat(builder, step, lanes_n))  # src element j at src_ptr + j·step
-        # enough vectors for a B row (NR) or an A column (MR, more than NR lanes on narrow float64 targets)
-        for v in range(-(-max(MR, NR_VECTORS * lanes_n) // lanes_n)):
+        def one_vector(v):  # lanes v·L … v·L + L − 1 of the run
             first = ir.Constant(i64, v * lanes_n)
             load_mask = builder.icmp_signed("<", lanes, _splat(builder, builder.sub(count, first), lanes_n))
             store_mask = builder.icmp_signed("<", lanes, _splat(builder, builder.sub(width, first), lanes_n))
@@ -462,12 +461,21 @@ def gather_padded(typingctx, src, src_start, step, count, dst, dst_start, width)
             x = _either(builder, builder.icmp_signed("==", step, ir.Constant(i64, 1)), contiguous, strided)
             if MASK_REGISTERS:
                 builder.call(masked_store, [x, target, align, store_mask])
-                continue
+                return
             with builder.if_else(_whole(builder, width, first, lanes_n)) as (whole, part):
                 with whole:
                     builder.store(x, builder.bitcast(target, vec.as_pointer()), align=size)
                 with part:
                     builder.call(masked_store, [x, target, align, store_mask])
+
+        # enough vectors for a B row (NR) or an A column (MR, more than NR lanes on narrow float64 targets), of
+        # which only those that store something run: a float32 A column of 12 needs one of two, a 7×7 plane's row
+        for v in range(-(-max(MR, NR_VECTORS * lanes_n) // lanes_n)):
+            if v == 0:
+                one_vector(v)
+                continue
+            with builder.if_then(builder.icmp_signed(">", width, ir.Constant(i64, v * lanes_n)), likely=True):
+                one_vector(v)
         return context.get_dummy_value()
 
     return types.none(src, src_start, step, count, dst, dst_start, width), codegen
