@@ -114,34 +114,41 @@ def test_a_mobilenet_sized_depthwise_layer_matches_the_reference(device):
 
 
 @pytest.mark.parametrize("kernel, stride, padding, dilation", [((3, 3), 2, 1, 1), ((1, 3), 1, 2, 1),
-                                                               ((3, 2), (1, 2), (0, 1), 2)])
+                                                               ((3, 2), (1, 2), (0, 1), 2),
+                                                               ((3, 4), (2, 3), (2, 1), (2, 1)),
+                                                               ((2, 3), 3, (1, 2), (3, 2))])
 def test_planes_stacked_a_few_images_at_a_time_give_the_same_convolution(monkeypatch, kernel, stride, padding,
                                                                          dilation):
-    """The CPU kernels stack a channel's planes of several images in one frame: with room for two images, five
-    go in stacks of 2, 2 and 1 (the last leaving older planes behind it), padding wider than a tap's reach
-    included; the forward matches the loop reference and the gradients finite differences."""
+    """The CPU kernels stack a channel's planes of several images in one frame, split into a phase frame for
+    each remainder of the rows' stride: with room for two images, five go in stacks of 2, 2 and 1
+    (the last leaving older planes behind it), padding wider than a tap's reach and dilations that share
+    a factor with the stride included; the forward matches the loop reference and the gradients finite
+    differences."""
     depthwise = importlib.import_module("ninx_kernels.cpu.depthwise")
     x_shape, w_shape = (5, 3, 7, 6), (6, 1) + kernel
     options = dict(stride=stride, padding=padding, dilation=dilation, groups=3)
     x, w, _ = arrays(x_shape, w_shape, 11, False)
     g = window2d("conv2d", x_shape, kernel, stride, padding, dilation)
-    one = depthwise.stack_for(g, 1, 8)
-    monkeypatch.setattr(depthwise, "STACK_BYTES", 2 * one.period * one.wp * 8 + 1)
-    assert depthwise.stack_for(g, 5, 8).images == 2
+    one = depthwise.stack_for(g, 1, 8, depthwise.STACK_BYTES)
+    room = 2 * g.sh * one.period * one.pitch * 8 + 1
+    monkeypatch.setattr(depthwise, "STACK_BYTES", room)
+    assert depthwise.stack_for(g, 5, 8, room).images == 2
     y = F.conv2d(*tensors((x, w), "cpu", np.float64), **options)
     ref.assert_close(y.numpy(), ref.conv2d(x, w, **options), np.float64, terms=w_shape[2] * w_shape[3],
                      magnitude=ref.conv2d(abs(x), abs(w), **options))
     gradcheck(lambda *ts: F.conv2d(*ts, **options), tensors((x, w), "cpu", np.float64, True))
 
 
-@pytest.mark.parametrize("kernel", [(3, 3), (2, 4), (1, 5), (5, 1)])
-def test_an_infinite_or_nan_input_reaches_exactly_the_outputs_whose_windows_hold_it(device, kernel):
-    """The CPU forward sums a kernel row's taps up to three a loop: an output whose window holds +inf or NaN
-    is inf or NaN as in the reference, and no other output is (no tap reads past its row or its plane)."""
+@pytest.mark.parametrize("kernel, stride", [((3, 3), 1), ((2, 4), 1), ((1, 5), 1), ((5, 1), 1), ((3, 3), 2),
+                                            ((2, 4), (3, 2))])
+def test_an_infinite_or_nan_input_reaches_exactly_the_outputs_whose_windows_hold_it(device, kernel, stride):
+    """The CPU forward sums a kernel row's taps up to three a loop, over phase frames where the rows' stride
+    is above 1: an output whose window holds +inf or NaN is inf or NaN as in the reference, and no other output
+    is (no tap reads past its row, its phase or its plane)."""
     x, w, b = arrays((2, 3, 8, 9), (3, 1) + kernel, 21, True)
     x[0, 1, 3, 4], x[1, 2, 0, 8] = np.inf, np.nan
     w = np.abs(w) + 0.1  # no zero weights: 0 · inf would be NaN in the reference as well
-    options = dict(padding=(kernel[0] // 2, kernel[1] // 2), groups=3)
+    options = dict(stride=stride, padding=(kernel[0] // 2, kernel[1] // 2), groups=3)
     y = F.conv2d(*tensors((x, w, b), device, np.float32), **options).numpy()
     expected = ref.conv2d(x, w, b, **options)
     assert np.isnan(expected).any() and np.isinf(expected).any()

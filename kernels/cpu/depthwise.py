@@ -7,8 +7,9 @@ o = c·M + m sees input channel c only,
 
 (taps outside the input read zero). As a GEMM each group would be an (M × kh·kw) @ (kh·kw × oh·ow) product of
 a handful of rows, so this kernel slides each tap over whole planes instead. A channel's planes of several
-images are stacked, flat, in one zero-padded frame (`Stack`), its outputs computed on the stride-1 grid (a
-stride of 2 computes 4× the outputs it keeps, and still ran 1.5× faster than strided reads did), and up to
+images are stacked, flat, in one zero-padded frame (`Stack`), split into a frame for each phase of the rows'
+stride so that only the output rows kept are computed; along a row the outputs lie on the stride-1 grid (a
+stride of 2 computes 2× the outputs it keeps, and still ran 1.5× faster than strided reads did). Up to
 three taps of a kernel row are one loop over the whole stack (`_frame_taps`), which LLVM vectorises: long
 enough where a plane is 7×7 (a plane a frame spent most of its time in the loops' scalar remainders and in
 allocating frames). Each
@@ -32,73 +33,102 @@ processes, 3 rounds): 144@56² 4.2–5.5 → 2.7–3.3, 192@28² 1.14–1.42 →
 likewise, the input's as sums gathered into the padded frame: input gradient 3.1–3.4 → 2.2–2.6, 0.90–1.03
 → 0.68–0.75, 0.81–1.05 → 0.79–0.84, 0.51–0.54 → 0.47–0.50; weight gradient 2.2–2.3 → 1.9–2.3, 0.61–0.78 →
 0.56–0.67, 0.58–0.70 → 0.55–0.61, 0.45–0.60 → 0.42–0.57 (kernels alone, 4 rounds, min of 60 calls).
+Row phases, where each plane row goes taken once a geometry (`plane_runs`: a row's place had cost a
+division in every copy), and `gather_padded` moving only the vectors that store something (same host, one
+process alternating, time new/old): 576@14²/2 forward 0.89–0.93, input gradient 0.86–0.97, weight gradient
+0.96–1.00; 960@7² forward 0.84–0.89, weight gradient 0.83–0.88; the others 0.95–1.06. Splitting the columns
+into phases as well (a quarter of the positions at stride 2) ran 1.2–2.0× slower: each row became sw runs of
+strided moves, and the copies then cost more than the taps saved.
 """
+import functools
 from typing import NamedTuple
 
 import numba
 import numpy as np
 from numba import njit, prange
 
-from .gemm_ir import NR_VECTORS, TARGET, gather_padded, lanes
+from .gemm_ir import NR_VECTORS, TARGET, VECTOR_BYTES, gather_padded
 
 STACK_BYTES = TARGET.l1d // 4  # a stack of planes: it and its outputs stay in L1 through the taps
 
 
 class Stack(NamedTuple):
-    """Where planes lie in a stack's flat frames, rows wp = W + 2pw apart: image t's input row iy at row
-    t·period + ph + iy, column pw + ix, zeros around it (the padded frame); its output (oy, ox) at row
-    t·period + oy·sh, column ox·sw of the output frame (the stride-1 grid: the positions between are
-    computed and dropped, or zero for a gradient). A period ≥ H + ph keeps each image's taps off the next
-    image's rows; ≥ (oh − 1)·sh + 1 keeps its outputs off them."""
+    """Where planes lie in a stack's flat frames, rows pitch = W + 2pw apart. The padded input, images stacked
+    period·sh rows apart, is split into sh phase frames of phase_size elements, one after another: phase a
+    holds its rows ≡ a (mod sh), padded row r at phase row r // sh. So image t's input row iy lies at phase
+    row t·period + (ph + iy) // sh, column pw + ix, zeros around it, and tap (i, j) of output (oy, ox) reads
+    phase (i·dh) % sh at row t·period + oy + (i·dh) // sh, column ox·sw + j·dw: every tap a shift over its
+    phase's whole frame, and only the output rows kept are computed (at stride 1, one phase: the padded
+    frame). Output (oy, ox) lies at row t·period + oy, column ox·sw of the output frame (the stride-1 grid
+    along a row: the columns between are computed and dropped, or zero for a gradient). period·sh ≥ H + ph
+    keeps each image's taps off the next image's rows (they reach its zero top padding at most); period ≥ oh
+    keeps its outputs off them."""
     period: int
-    wp: int
+    pitch: int
     images: int  # images a stack holds
-    padded_size: int
+    phase_size: int
+    padded_size: int  # sh·phase_size
     out_size: int
 
 
-def stack_for(g, n_images, itemsize):
-    """The Stack of as many of n_images planes of geometry g as STACK_BYTES hold, one at least."""
-    period, wp = max(g.h + g.ph, (g.oh - 1) * g.sh + 1), g.w + 2 * g.pw
-    images = max(1, min(n_images, STACK_BYTES // (period * wp * itemsize)))
-    # the last output position's taps reach (kh − 1)·dh rows and (kw − 1)·dw columns past it
-    return Stack(period, wp, images, (images * period + (g.kh - 1) * g.dh) * wp + (g.kw - 1) * g.dw,
-                 images * period * wp)
+def stack_for(g, n_images, itemsize, room):
+    """The Stack of as many of n_images planes of geometry g as `room` bytes hold, one at least."""
+    period, pitch = max(-(-(g.h + g.ph) // g.sh), g.oh), g.w + 2 * g.pw
+    images = max(1, min(n_images, room // (g.sh * period * pitch * itemsize)))
+    # the last output position's taps reach (kh − 1)·dh // sh phase rows and (kw − 1)·dw columns past it
+    reach = (g.kh - 1) * g.dh // g.sh * pitch + (g.kw - 1) * g.dw
+    phase_size = images * period * pitch + reach
+    return Stack(period, pitch, images, phase_size, g.sh * phase_size, images * period * pitch)
+
+
+def tap_rows(g, stack):
+    """(kh,) int64: where kernel row i's first tap starts reading the phase frames (its phase, then its row)."""
+    return np.array([i * g.dh % g.sh * stack.phase_size + i * g.dh // g.sh * stack.pitch for i in range(g.kh)],
+                    dtype=np.int64)
+
+
+def plane_runs(g, stack, itemsize):
+    """(the input's runs, the output's runs): where a plane's rows go in the frames of `stack`, as (iy, ix, at,
+    count) rows: `count` elements of plane row iy from column ix on, to flat position at of the frames on
+    (every sw-th for the output's), the image's offset t·period·pitch aside. Taken once a geometry, so that
+    a plane's copy does no division (a row's phase and place in a plane's loop took 5× the copy's time)."""
+    chunk = NR_VECTORS * VECTOR_BYTES // itemsize  # the most elements one gather_padded moves
+    x_runs = [(iy, ix, (g.ph + iy) % g.sh * stack.phase_size + (g.ph + iy) // g.sh * stack.pitch + g.pw + ix,
+               min(chunk, g.w - ix)) for iy in range(g.h) for ix in range(0, g.w, chunk)]
+    y_runs = [(oy, ox, oy * stack.pitch + ox * g.sw, min(chunk, g.ow - ox)) for oy in range(g.oh)
+              for ox in range(0, g.ow, chunk)]
+    return np.array(x_runs, dtype=np.int64), np.array(y_runs, dtype=np.int64)
 
 
 @njit(inline="always")
-def _frame_copy(plane, frame, wp, top, left, step_y, step_x, into):
-    """plane (H × W) into the flat frame whose rows are wp apart (`into`), or back out of it: element
-    (iy, ix) at row iy·step_y + top, column ix·step_x + left. A row moves with masked vector moves
-    (`gather_padded`: 7×7 planes, element by element, took most of a stack's time), or element by element
-    onto a strided grid."""
-    h, w = plane.shape
-    chunk = NR_VECTORS * lanes(frame)  # the most elements one gather_padded moves
-    for iy in range(h):
-        start = (iy * step_y + top) * wp + left
-        if into and step_x != 1:
-            for ix in range(w):
-                frame[start + ix * step_x] = plane[iy, ix]
-            continue
-        for ix in range(0, w, chunk):
-            count = min(chunk, w - ix)
-            if into:
-                gather_padded(plane, iy * w + ix, 1, count, frame, start + ix, count)
-            else:
-                gather_padded(frame, start + ix * step_x, step_x, count, plane, iy * w + ix, count)
+def _plane_copy(plane, frame, runs, top, step, into):
+    """plane (H × W) into frames by its `plane_runs` (`into`), or back out of them, top elements on, every
+    step-th element of the frames: masked vector moves (`gather_padded`: 7×7 planes, element by element,
+    took most of a stack's time; a step of 2 read by two loads and a shuffle), or element by element onto a
+    strided grid."""
+    w = plane.shape[1]
+    for run in range(runs.shape[0]):
+        iy, ix, at, count = runs[run, 0], runs[run, 1], top + runs[run, 2], runs[run, 3]
+        if into and step != 1:
+            for q in range(count):
+                frame[at + q * step] = plane[iy, ix + q]
+        elif into:
+            gather_padded(plane, iy * w + ix, 1, count, frame, at, count)
+        else:
+            gather_padded(frame, at, step, count, plane, iy * w + ix, count)
 
 
 @njit(inline="always")
-def _frame_taps(out, src, taps, wp, dh, dw, bias):
-    """out[p] = bias + Σ_{i, j} taps[i, j] · src[p + i·dh·wp + j·dw] over the len(out) positions p of frames
-    whose rows are wp apart (src: the padded input's, which holds every tap's reach). A kernel row's taps go
+def _frame_taps(out, src, taps, rows, dw, bias):
+    """out[p] = bias + Σ_{i, j} taps[i, j] · src[p + rows[i] + j·dw] over the len(out) positions p of the output
+    frame (src: the phase frames, which hold every tap's reach; rows: `tap_rows`). A kernel row's taps go
     up to three a loop over the whole stack (`_row_taps`), so that out is loaded and stored once for three
     FMAs a vector, not for each."""
     kh, kw = taps.shape
     out[:] = bias
     for i in range(kh):
         for j in range(0, kw, 3):
-            _row_taps(out, src, taps[i], j, min(3, kw - j), i * dh * wp, dw)
+            _row_taps(out, src, taps[i], j, min(3, kw - j), rows[i], dw)
 
 
 @njit(inline="always")
@@ -122,13 +152,13 @@ def _row_taps(out, src, row, j, count, at, dw):
 
 
 @njit(inline="always")
-def _scattered_taps(out, dst, taps, wp, dh, dw):
-    """The adjoint of `_frame_taps` without its bias: dst[p + i·dh·wp + j·dw] += taps[i, j] · out[p], a kernel
+def _scattered_taps(out, dst, taps, rows, dw):
+    """The adjoint of `_frame_taps` without its bias: dst[p + rows[i] + j·dw] += taps[i, j] · out[p], a kernel
     row's taps up to three a loop (`_row_taps_adjoint`)."""
     kh, kw = taps.shape
     for i in range(kh):
         for j in range(0, kw, 3):
-            _row_taps_adjoint(out, dst, taps[i], j, min(3, kw - j), i * dh * wp, dw)
+            _row_taps_adjoint(out, dst, taps[i], j, min(3, kw - j), rows[i], dw)
 
 
 @njit(inline="always")
@@ -190,71 +220,73 @@ def _share(part, workers, count):
 
 
 @njit(parallel=True, cache=True)
-def _forward(x, w, bias, sh, sw, ph, pw, dh, dw, stack, workers, y):
+def _forward(x, w, bias, sw, dw, stack, rows, runs, workers, y):
     n_images, channels = x.shape[:2]
     out_channels = w.shape[0]
     multiplier = out_channels // channels
-    period, wp, per_stack, padded_size, out_size = stack
+    period, pitch, per_stack, _, padded_size, out_size = stack
+    x_runs, y_runs = runs
     for part in prange(workers):  # a worker's frames serve all its channels: their padding stays zero
         padded, frame = np.zeros(padded_size, x.dtype), np.empty(out_size, x.dtype)
         for o in _share(part, workers, out_channels):
             for n0 in range(0, n_images, per_stack):
                 images = min(per_stack, n_images - n0)  # a last, shorter stack leaves older planes past it
                 for t in range(images):
-                    _frame_copy(x[n0 + t, o // multiplier], padded, wp, t * period + ph, pw, 1, 1, True)
-                _frame_taps(frame[:images * period * wp], padded, w[o, 0], wp, dh, dw, bias[o])
+                    _plane_copy(x[n0 + t, o // multiplier], padded, x_runs, t * period * pitch, 1, True)
+                _frame_taps(frame[:images * period * pitch], padded, w[o, 0], rows, dw, bias[o])
                 for t in range(images):
-                    _frame_copy(y[n0 + t, o], frame, wp, t * period, 0, sh, sw, False)
+                    _plane_copy(y[n0 + t, o], frame, y_runs, t * period * pitch, sw, False)
 
 
 @njit(parallel=True, cache=True)
-def _backward_input(gy, w, sh, sw, ph, pw, dh, dw, stack, workers, gx):
+def _backward_input(gy, w, sw, dw, stack, rows, runs, workers, gx):
     # gx[n, c, iy, ix] = Σ_{m, i, j} w[c·M + m, i, j] · gy[n, c·M + m, oy, ox] over the (oy, ox) whose tap
-    # (i, j) lands on (iy, ix): the forward's stacks, dy placed on the stride-1 grid (zero between), the taps'
-    # adjoint, the padding cropped off
+    # (i, j) lands on (iy, ix): the forward's frames, dy placed in the output frame (zero between and past
+    # its outputs), the taps' adjoint into the phase frames, the padding cropped off
     n_images, channels = gx.shape[:2]
     out_channels = w.shape[0]
     multiplier = out_channels // channels
-    period, wp, per_stack, padded_size, out_size = stack
-    for part in prange(workers):
-        padded, frame = np.empty(padded_size, gx.dtype), np.empty(out_size, gx.dtype)
+    period, pitch, per_stack, _, padded_size, out_size = stack
+    x_runs, y_runs = runs
+    for part in prange(workers):  # the output frame's positions off the outputs stay zero
+        padded, frame = np.empty(padded_size, gx.dtype), np.zeros(out_size, gx.dtype)
         for c in _share(part, workers, channels):
             for n0 in range(0, n_images, per_stack):
                 images = min(per_stack, n_images - n0)
                 padded[:] = 0
                 for o in range(c * multiplier, (c + 1) * multiplier):
-                    frame[:] = 0
                     for t in range(images):
-                        _frame_copy(gy[n0 + t, o], frame, wp, t * period, 0, sh, sw, True)
-                    _scattered_taps(frame[:images * period * wp], padded, w[o, 0], wp, dh, dw)
+                        _plane_copy(gy[n0 + t, o], frame, y_runs, t * period * pitch, sw, True)
+                    _scattered_taps(frame[:images * period * pitch], padded, w[o, 0], rows, dw)
                 for t in range(images):
-                    _frame_copy(gx[n0 + t, c], padded, wp, t * period + ph, pw, 1, 1, False)
+                    _plane_copy(gx[n0 + t, c], padded, x_runs, t * period * pitch, 1, False)
 
 
 @njit(parallel=True, cache=True, fastmath={"reassoc"})
-def _backward_weight(x, gy, sh, sw, ph, pw, dh, dw, stack, workers, gw):
+def _backward_weight(x, gy, sw, dw, stack, rows, runs, workers, gw):
     # gw[o, i, j] = Σ_{n, oy, ox} gy[n, o, oy, ox] · x[n, o // M, oy·sh − ph + i·dh, ox·sw − pw + j·dw]: one
-    # dot product per stack and tap over the forward's frames (dy on the stride-1 grid, zero between). The
-    # sums may be reassociated, so that LLVM keeps a vector of partial sums instead of one chain of dependent
-    # adds (2-core Zen 5, N=8, ms, per-column sums along rows then frames: 144@56² 3.2 → 2.7, 192@28²
-    # 1.8 → 0.7, 960@7² 1.1 → 0.5)
+    # dot product per stack and tap over the forward's frames (dy in the output frame, zero off its outputs).
+    # The sums may be reassociated, so that LLVM keeps a vector of partial sums instead of one chain of
+    # dependent adds (2-core Zen 5, N=8, ms, per-column sums along rows then frames: 144@56² 3.2 → 2.7,
+    # 192@28² 1.8 → 0.7, 960@7² 1.1 → 0.5)
     n_images, channels = x.shape[:2]
     out_channels, _, kh, kw = gw.shape
     multiplier = out_channels // channels
-    period, wp, per_stack, padded_size, out_size = stack
-    for part in prange(workers):  # the frame's positions between the stride's stay zero
+    period, pitch, per_stack, _, padded_size, out_size = stack
+    x_runs, y_runs = runs
+    for part in prange(workers):  # the output frame's positions off the outputs stay zero
         padded, frame = np.zeros(padded_size, x.dtype), np.zeros(out_size, x.dtype)
         for o in _share(part, workers, out_channels):
             totals = np.zeros((kh, kw), gw.dtype)
             for n0 in range(0, n_images, per_stack):
                 images = min(per_stack, n_images - n0)
                 for t in range(images):
-                    _frame_copy(x[n0 + t, o // multiplier], padded, wp, t * period + ph, pw, 1, 1, True)
-                    _frame_copy(gy[n0 + t, o], frame, wp, t * period, 0, sh, sw, True)
-                used = frame[:images * period * wp]
+                    _plane_copy(x[n0 + t, o // multiplier], padded, x_runs, t * period * pitch, 1, True)
+                    _plane_copy(gy[n0 + t, o], frame, y_runs, t * period * pitch, sw, True)
+                used = frame[:images * period * pitch]
                 for i in range(kh):
                     for j in range(0, kw, 3):
-                        sums = _row_dots(used, padded, i * dh * wp, j, min(3, kw - j), dw)
+                        sums = _row_dots(used, padded, rows[i], j, min(3, kw - j), dw)
                         for q in range(min(3, kw - j)):
                             totals[i, j + q] += sums[q]
             gw[o, 0] = totals
@@ -266,6 +298,17 @@ def _workers(channels):
     return max(1, min(numba.get_num_threads(), channels))
 
 
+@functools.lru_cache(maxsize=256)
+def _frames(g, itemsize, room):
+    """(the Stack, its `tap_rows`, its `plane_runs`) of geometry g's planes of `itemsize`-byte elements in
+    stacks of `room` bytes (STACK_BYTES, read by the caller), as the kernels take them: once a geometry."""
+    stack = stack_for(g, g.n, itemsize, room)
+    rows, runs = tap_rows(g, stack), plane_runs(g, stack, itemsize)
+    for table in (rows, *runs):
+        table.flags.writeable = False  # shared by every call of this geometry
+    return tuple(stack), rows, runs
+
+
 def _output(g, out_channels, dtype):
     return np.empty((g.n, out_channels, g.oh, g.ow), dtype=dtype)
 
@@ -274,22 +317,22 @@ def depthwise_conv2d(x, weight, g, bias=None):
     """y (N, C·M, oh, ow) of x (N, C, H, W) and weight (C·M, 1, kh, kw), + bias[o] when given."""
     y = _output(g, weight.shape[0], x.dtype)
     bias = np.zeros(weight.shape[0], x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
-    _forward(np.ascontiguousarray(x), np.ascontiguousarray(weight), bias, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
-             tuple(stack_for(g, g.n, x.itemsize)), _workers(weight.shape[0]), y)
+    _forward(np.ascontiguousarray(x), np.ascontiguousarray(weight), bias, g.sw, g.dw,
+             *_frames(g, x.itemsize, STACK_BYTES), _workers(weight.shape[0]), y)
     return y
 
 
 def depthwise_conv2d_backward_input(gy, weight, g):
     """gx (N, C, H, W): each input pixel sums weight · gy over the taps that read it."""
     gx = np.empty(g.input_shape, dtype=gy.dtype)
-    _backward_input(np.ascontiguousarray(gy), np.ascontiguousarray(weight), g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
-                    tuple(stack_for(g, g.n, gy.itemsize)), _workers(g.c), gx)
+    _backward_input(np.ascontiguousarray(gy), np.ascontiguousarray(weight), g.sw, g.dw,
+                    *_frames(g, gy.itemsize, STACK_BYTES), _workers(g.c), gx)
     return gx
 
 
 def depthwise_conv2d_backward_weight(x, gy, g):
     """gw (C·M, 1, kh, kw): each tap sums gy · the input it read, over images and output positions."""
     gw = np.empty((gy.shape[1], 1, g.kh, g.kw), dtype=gy.dtype)
-    _backward_weight(np.ascontiguousarray(x), np.ascontiguousarray(gy), g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
-                     tuple(stack_for(g, g.n, x.itemsize)), _workers(gy.shape[1]), gw)
+    _backward_weight(np.ascontiguousarray(x), np.ascontiguousarray(gy), g.sw, g.dw,
+                     *_frames(g, x.itemsize, STACK_BYTES), _workers(gy.shape[1]), gw)
     return gw
