@@ -36,7 +36,8 @@ likewise, the input's as sums gathered into the padded frame: input gradient 3.1
 Row phases, where each plane row goes taken once a geometry (`plane_runs`: a row's place had cost a
 division in every copy), and `gather_padded` moving only the vectors that store something (same host, one
 process alternating, time new/old): 576@14²/2 forward 0.89–0.93, input gradient 0.86–0.97, weight gradient
-0.96–1.00; 960@7² forward 0.84–0.89, weight gradient 0.83–0.88; the others 0.95–1.06. Splitting the columns
+0.96–1.00; 960@7² forward 0.84–0.89, weight gradient 0.83–0.88; the others 0.95–1.06. On the haswell target
+(no mask registers): 576@14²/2 forward 0.63–0.69, 960@7² 0.65–0.67 / 0.73 / 0.75–0.81. Splitting the columns
 into phases as well (a quarter of the positions at stride 2) ran 1.2–2.0× slower: each row became sw runs of
 strided moves, and the copies then cost more than the taps saved.
 """
