@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 
 from ninx_kernels.cpu.borrowed import borrowed
 from ninx_kernels.cpu.gemm import MR, NR_VECTORS, Gathered, blocking, gemm, in_place_rows, pack, tile_columns
-from ninx_kernels.cpu.gemm_ir import VECTOR_BYTES, gather_padded
+from ninx_kernels.cpu.gemm_ir import PREFETCH_TAIL, VECTOR_BYTES, gather_padded
 from ninx_kernels.target import Target
 
 DTYPES = (np.float32, np.float64)
@@ -101,6 +101,17 @@ def use_small_blocks(monkeypatch, dtype, in_place_rows):
     monkeypatch.setattr(core, "_workspaces", {})  # the workers' buffers are sized from the blocks
     return blocks
 
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [PREFETCH_TAIL - 1, PREFETCH_TAIL, PREFETCH_TAIL + 1, 2 * PREFETCH_TAIL + 3])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_depths_around_the_tail_where_c_is_asked_for(dtype, k, accumulate):
+    """The micro-kernel's k loop runs in two parts when it is longer than PREFETCH_TAIL (c is asked for between
+    them): every step is taken once, in either part, for whole tiles and for partial ones."""
+    rng = np.random.default_rng(k)
+    m, n = 2 * MR + 3, 2 * tile_columns(np.dtype(dtype).itemsize) + 5
+    a, b = strided_view(rng, 1, m, k, dtype, "contiguous"), strided_view(rng, 1, k, n, dtype, "transposed")
+    check(a, b, rng.uniform(-1, 1, (1, m, n)).astype(dtype), accumulate)
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", LAYOUTS)

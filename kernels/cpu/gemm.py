@@ -77,6 +77,11 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
      (`memory.aligned_empty`; numpy's started 16 bytes past one), and its weight gradient takes per layer the
      tile of fewest cycles per useful FMA (`direct.gradient_tile`). Small NiN 5×5 layer, ms, one process
      alternating: forward 78 → 66, dx 82 → 69, dW 97–100 → 64–72; the training step 1.32 → 1.46× PyTorch
+ 30: on the 2-core Ice Lake-SP: the micro-kernel asks for its tile of C PREFETCH_TAIL k steps before the end
+     of its k loop (C is swept from memory once a depth block; asked for at the start, or not at all below
+     kc 256, its lines were not in L1 at the write-back). One process alternating, new/old: float64 1024²,
+     2048², 4096² 1.03–1.05, 1.06–1.10, 1.05; float32 1.00–1.07; 1×1 shapes 0.96–1.06; haswell target
+     float64 1.10, 1.16, float32 1.13, 1.05
 """
 import functools
 import math

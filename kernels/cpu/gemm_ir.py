@@ -32,7 +32,7 @@ def register_tile(target):
 
 TARGET = current()
 VECTOR_BYTES = TARGET.vector_bytes
-PREFETCH_DEPTH = 256  # k steps from which the micro-kernel prefetches its tile of c (see tile_update)
+PREFETCH_TAIL = 48  # k steps before the end of its k loop at which the micro-kernel asks for its tile of c
 PREFETCH_AHEAD = 8  # rows of B ahead of the one in use that the micro-kernel asks for (see tile_update)
 LINE_BYTES = 64  # a cache line on x86 and most ARM cores; where lines are 128 bytes, every other prefetch is redundant
 MR, NR_VECTORS = register_tile(TARGET)  # rows, and columns in vectors, of the register tile
@@ -211,13 +211,16 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
         b_ptr = builder.select(in_place, builder.gep(data(3, b_src), [b_start]), builder.gep(data(2, b_arr), [b_start]))
         zero = ir.Constant(vec, [ir.Constant(elem, 0.0)] * width)
         align = ir.Constant(i32, size)
-        # the tile's rows of c are fetched into the cache while a long k loop runs, so that the write-back
-        # does not wait on them (BLIS's kernels do the same); a prefetch never faults, so rows past `rows` may
         prefetch = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [ir.PointerType(ir.IntType(8)), i32, i32, i32]),
             "llvm.prefetch.p0")
         c_first = builder.gep(data(8, c_arr), [c_start])
-        with builder.if_then(builder.icmp_signed(">=", kc, const(PREFETCH_DEPTH))):
+
+        def ask_for_c():
+            # the tile's rows of c, swept once a depth block and so in L3 or memory, are asked for while the
+            # last PREFETCH_TAIL k steps run: the write-back then finds them in L1 (asked for at the start of
+            # the loop, they were pushed out again by the B streaming past); a prefetch never faults, so rows
+            # past `rows` may be asked for
             for i in range(MR):
                 row = builder.gep(c_first, [builder.mul(const(i), ldc)])
                 for at in (0, used * width - 1):
@@ -253,7 +256,15 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
                     a_i = splat(builder.load(builder.gep(a_col, [const(i)]), typ=elem))
                     new += [builder.call(fmuladd, [a_i, b_vecs[v], acc[i * used + v]]) for v in range(used)]
                 return new
-            return _counted_loop(builder, kc, [zero] * (MR * used), k_step, "tile_k")
+            if masked:
+                return _counted_loop(builder, kc, [zero] * (MR * used), k_step, "tile_k")
+            long_loop = builder.icmp_signed(">", kc, const(PREFETCH_TAIL))
+            head = builder.select(long_loop, builder.sub(kc, const(PREFETCH_TAIL)), const(0))
+            acc = _counted_loop(builder, head, [zero] * (MR * used), k_step, "tile_k")
+            with builder.if_then(long_loop):
+                ask_for_c()
+            return _counted_loop(builder, builder.sub(kc, head), acc, lambda k, acc: k_step(builder.add(k, head), acc),
+                                 "tile_tail")
 
         # a B read in place past its last column (a tiny product's, narrower than the tile) loads only its
         # columns: the lanes past them lie beyond B's row, perhaps beyond its memory
