@@ -113,6 +113,7 @@ def test_depths_around_the_tail_where_c_is_asked_for(dtype, k, accumulate):
     a, b = strided_view(rng, 1, m, k, dtype, "contiguous"), strided_view(rng, 1, k, n, dtype, "transposed")
     check(a, b, rng.uniform(-1, 1, (1, m, n)).astype(dtype), accumulate)
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("b_layout", ["transposed", "contiguous"])
