@@ -1,7 +1,9 @@
 """The whole training step of the small NiN — forward, cross-entropy, backward, SGD update — in images/s.
 
 ninx's model is `ninx.models.get_model("nin-small")`; PyTorch's is built from the same `nin.SPEC`. Both
-train on the same random batch, so the row compares like with like (dropout on, float32, SGD lr 0.1).
+train on the same random batch, so the row compares like with like (dropout on, float32, SGD lr 0.1). PyTorch
+is timed twice, alternating with ninx: in NCHW, the row the bar is set on, and channels-last (its model and
+batch in `torch.channels_last`, where oneDNN's convolutions run fastest on the CPU), the figure beyond it.
 """
 import warnings
 
@@ -10,6 +12,8 @@ import numpy as np
 from . import nin
 from .report import make_row
 from .timing import measure
+
+CHANNELS_LAST = "torch channels-last"
 
 
 def _step(functional, model, optimizer, x, labels):
@@ -57,17 +61,18 @@ def peak_memory(step, model, input_shape):
     return {"peak_bytes": total, "needed_bytes": needed.training_bytes, "ratio": total / needed.training_bytes}
 
 
-def _torch_step(torch, x, labels):
+def _torch_step(torch, x, labels, memory_format):
     from .torch_nin import small_nin
-    model = small_nin(torch)
+    model = small_nin(torch).to(memory_format=memory_format)
     model.train()
     step = _step(torch.nn.functional, model, torch.optim.SGD(model.parameters(), lr=nin.LR),
-                 torch.from_numpy(x), torch.from_numpy(labels))
+                 torch.from_numpy(x).contiguous(memory_format=memory_format), torch.from_numpy(labels))
     return step, _count(model.parameters())
 
 
 def run(batch=nin.BATCH, torch=None, warmup=1, repeats=5):
-    """One 'train' row: ninx (when ninx.models and ninx.optim exist) and PyTorch (when given)."""
+    """The 'train' rows: ninx (when ninx.models and ninx.optim exist) against PyTorch NCHW, and against PyTorch
+    channels-last (when PyTorch is given), from one alternating measurement."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch,) + nin.IMAGE, dtype=np.float32)
     labels = rng.integers(0, nin.CLASSES, batch)
@@ -78,7 +83,8 @@ def run(batch=nin.BATCH, torch=None, warmup=1, repeats=5):
     except ImportError as e:
         warnings.warn(f"training step: ninx has no model or optimizer yet ({e}); timing PyTorch only")
     if torch is not None:
-        steps["torch"] = _torch_step(torch, x, labels)
+        steps["torch"] = _torch_step(torch, x, labels, torch.contiguous_format)
+        steps[CHANNELS_LAST] = _torch_step(torch, x, labels, torch.channels_last)
     if not steps:
         return []
     for name, (_, count) in steps.items():
@@ -88,6 +94,9 @@ def run(batch=nin.BATCH, torch=None, warmup=1, repeats=5):
     timings = measure({name: step for name, (step, _) in steps.items()}, warmup, repeats)
     flops = 6 * nin.macs_per_image() * batch  # forward 2·MACs, backward 4·MACs (input and weight gradients)
     shape = "×".join(map(str, (batch,) + nin.IMAGE))
-    row = make_row("train", "small NiN step", shape, "step", "float32", flops, None, timings, items=batch)
-    row["memory"] = memory
-    return [row]
+    references = [name for name in ("torch", CHANNELS_LAST) if name in timings] or [None]
+    rows = [make_row("train", "small NiN step", shape, "step", "float32", flops, None,
+                     {name: timings[name] for name in ("ninx", reference) if name in timings}, items=batch)
+            for reference in references]
+    rows[0]["memory"] = memory
+    return rows
