@@ -37,6 +37,8 @@ def main():
         "depthwise_conv2d_backward_input": lambda: backend.depthwise_conv2d_backward_input(depthwise_gy, depthwise,
                                                                                              conv),
         "depthwise_conv2d_backward_weight": lambda: backend.depthwise_conv2d_backward_weight(x, depthwise_gy, conv),
+        "depthwise_conv2d_backward_weight_bias": lambda: backend.depthwise_conv2d_backward_weight_bias(
+            x, depthwise_gy, conv),
         "relu": lambda: backend.relu(x, 6.0),
         "relu_backward": lambda: backend.relu_backward(x, x, np.inf),
         "relu_backward_bias": lambda: backend.relu_backward_bias(x, x, 6.0),

@@ -46,6 +46,10 @@ class KernelTable(Protocol):
     def depthwise_conv2d_backward_weight(self, x, gy, geometry):
         """The weight gradient (C·M, 1, kh, kw) of depthwise_conv2d, summed over the batch."""
 
+    def depthwise_conv2d_backward_weight_bias(self, x, gy, geometry):
+        """(gweight, gbias): depthwise_conv2d_backward_weight's gradient and conv2d_backward_bias's (C·M,), from
+        one pass over gy where the backend can."""
+
     def relu(self, x, cap):
         """min(max(x, 0), cap): cap = inf for ReLU, 6 for ReLU6."""
 

@@ -104,6 +104,27 @@ def test_conv2d_chooses_the_depthwise_kernels_exactly_when_groups_equal_channels
         assert used == {"conv2d", "conv2d_backward_input", "conv2d_backward_weight"}
 
 
+@pytest.mark.parametrize("weight_wants_grad", [True, False])
+def test_a_depthwise_bias_gradient_comes_from_the_weight_gradients_pass(device, monkeypatch, weight_wants_grad):
+    """With the weight and the bias both wanting gradients, backward asks the backend once for both
+    (depthwise_conv2d_backward_weight_bias), and no pass of its own over gy sums the bias; with the weight
+    frozen, conv2d_backward_bias alone. Either way gb = Σ gy over images and output positions."""
+    backend = ninx.backend.get_backend(device)
+    calls = []
+    for name in ("depthwise_conv2d_backward_weight", "depthwise_conv2d_backward_weight_bias",
+                 "conv2d_backward_bias"):
+        real = getattr(backend, name)
+        monkeypatch.setattr(backend, name,
+                            lambda *args, _real=real, _name=name, **kw: calls.append(_name) or _real(*args, **kw))
+    x, w, b = tensors(arrays((3, 4, 9, 7), (8, 1, 3, 3), 4, True), device, np.float64, True)
+    w.requires_grad_(weight_wants_grad)
+    y = F.conv2d(x, w, b, stride=2, padding=1, groups=4)
+    gy = values(y.shape, 7)
+    y.backward(ninx.tensor(gy, device=device))
+    assert calls == (["depthwise_conv2d_backward_weight_bias"] if weight_wants_grad else ["conv2d_backward_bias"])
+    np.testing.assert_allclose(b.grad.numpy(), gy.sum(axis=(0, 2, 3)), rtol=1e-12, atol=1e-12)
+
+
 def test_a_mobilenet_sized_depthwise_layer_matches_the_reference(device):
     """MobileNetV2's 3×3 stride-2 depthwise conv at a reduced size, float32, every output channel checked."""
     x, w = values((1, 16, 14, 14), 5), values((16, 1, 3, 3), 6) / 3
@@ -123,20 +144,20 @@ def test_planes_stacked_a_few_images_at_a_time_give_the_same_convolution(monkeyp
     each remainder of the rows' stride: with room for two images, five go in stacks of 2, 2 and 1
     (the last leaving older planes behind it), padding wider than a tap's reach and dilations that share
     a factor with the stride included; the forward matches the loop reference and the gradients finite
-    differences."""
+    differences (the bias's among them, summed a stack at a time beside the weight's)."""
     depthwise = importlib.import_module("ninx_kernels.cpu.depthwise")
     x_shape, w_shape = (5, 3, 7, 6), (6, 1) + kernel
     options = dict(stride=stride, padding=padding, dilation=dilation, groups=3)
-    x, w, _ = arrays(x_shape, w_shape, 11, False)
+    x, w, b = arrays(x_shape, w_shape, 11, True)
     g = window2d("conv2d", x_shape, kernel, stride, padding, dilation)
     one = depthwise.stack_for(g, 1, 8, depthwise.STACK_BYTES)
     room = 2 * g.sh * one.period * one.pitch * 8 + 1
     monkeypatch.setattr(depthwise, "STACK_BYTES", room)
     assert depthwise.stack_for(g, 5, 8, room).images == 2
-    y = F.conv2d(*tensors((x, w), "cpu", np.float64), **options)
-    ref.assert_close(y.numpy(), ref.conv2d(x, w, **options), np.float64, terms=w_shape[2] * w_shape[3],
-                     magnitude=ref.conv2d(abs(x), abs(w), **options))
-    gradcheck(lambda *ts: F.conv2d(*ts, **options), tensors((x, w), "cpu", np.float64, True))
+    y = F.conv2d(*tensors((x, w, b), "cpu", np.float64), **options)
+    ref.assert_close(y.numpy(), ref.conv2d(x, w, b, **options), np.float64, terms=w_shape[2] * w_shape[3] + 1,
+                     magnitude=ref.conv2d(abs(x), abs(w), abs(b), **options))
+    gradcheck(lambda *ts: F.conv2d(*ts, **options), tensors((x, w, b), "cpu", np.float64, True))
 
 
 @pytest.mark.parametrize("kernel, stride", [((3, 3), 1), ((2, 4), 1), ((1, 5), 1), ((5, 1), 1), ((3, 3), 2),

@@ -3,6 +3,7 @@
 weight are small enough (launch.index_type)."""
 import numpy as np
 
+from . import conv
 from .launch import Source, index_type
 
 SOURCE = Source("depthwise", indexed=("depthwise_conv2d", "depthwise_conv2d_backward_input",
@@ -49,3 +50,8 @@ def depthwise_conv2d_backward_weight(device, x, gy, g):
             (gw.size,), (THREADS,), (xp.ascontiguousarray(x), xp.ascontiguousarray(gy), np.int32(g.n),
                                      *_args(g, out_channels), gw))
     return gw
+
+
+def depthwise_conv2d_backward_weight_bias(device, x, gy, g):
+    """(gw, gb): the weight gradient, and conv2d's bias gradient (C·M,) = Σ gy over images and output positions."""
+    return depthwise_conv2d_backward_weight(device, x, gy, g), conv.conv2d_backward_bias(device, gy)

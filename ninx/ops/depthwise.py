@@ -28,9 +28,12 @@ class DepthwiseConv2d(Function):
         if self.needs_grad[0]:
             gx = xp.zeros(g.input_shape, dtype=gy.dtype) if g.n == 0 else \
                 self.backend.depthwise_conv2d_backward_input(gy, self.weight, g)
-        if self.needs_grad[1]:
+        wants_bias = len(self.needs_grad) > 2 and self.needs_grad[2]
+        if self.needs_grad[1] and wants_bias and g.n:  # both from one pass over gy's frames
+            gw, gb = self.backend.depthwise_conv2d_backward_weight_bias(self.x, gy, g)
+        elif self.needs_grad[1]:
             gw = xp.zeros(self.weight.shape, dtype=gy.dtype) if g.n == 0 else \
                 self.backend.depthwise_conv2d_backward_weight(self.x, gy, g)
-        if len(self.needs_grad) > 2 and self.needs_grad[2]:
+        if wants_bias and gb is None:
             gb = self.backend.conv2d_backward_bias(gy)
         return gx, gw, gb
