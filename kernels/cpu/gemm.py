@@ -82,6 +82,10 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
      kc 256, its lines were not in L1 at the write-back). One process alternating, new/old: float64 1024²,
      2048², 4096² 1.03–1.05, 1.06–1.10, 1.05; float32 1.00–1.07; 1×1 shapes 0.96–1.06; haswell target
      float64 1.10, 1.16, float32 1.13, 1.05
+ 31: on the 2-core Ice Lake-SP: over a B read in place, the first A micro-panel asks for the next panel's
+     rows, a tile ahead, not 8 rows down its own (B comes from memory there, in 96–192 strided streams).
+     128×(96×96 @ 96×784), one process alternating, new/old: float32 1.08–1.26, haswell target 1.15;
+     192@13², 192@6², float64 and squares 0.97–1.02
 """
 import functools
 import math
@@ -95,8 +99,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..gemm_operands import check_gemm_operands
 from .borrowed import borrowed
-from .gemm_ir import (MR, NR_VECTORS, TARGET, VECTOR_BYTES, gather_padded, lanes, narrow_tile, tile_columns,
-                      tile_update, transpose_into)
+from .gemm_ir import (MR, NR_VECTORS, PREFETCH_AHEAD, TARGET, VECTOR_BYTES, gather_padded, lanes, narrow_tile,
+                      tile_columns, tile_update, transpose_into)
 from .memory import ALIGN, aligned_empty
 
 SERIAL_FLOPS = 2_000_000  # below this much work one thread is faster than waking the others
@@ -296,12 +300,16 @@ def _block_product(a_panel, b_panel, kc, nr, out, o, m0, mc, n0, nc, accumulate,
             start = (o * m_size + m0 + r * MR) * n_size + n0 + c * nr
             from_source = c < in_place
             b_start, ldb = (b_origin + c * nr, b_ld) if from_source else ((c - in_place) * kc * nr, nr)
+            # the first A micro-panel meets a B read in place coming from memory, 96-192 rows far apart (more
+            # streams than the hardware prefetchers follow): it asks for the next panel's rows, a tile ahead;
+            # the others find B in L2 and ask for rows PREFETCH_AHEAD steps down their own panel
+            ahead = nr if from_source and r == 0 else PREFETCH_AHEAD * ldb
             if cols * NR_VECTORS > nr:
-                tile_update(a_panel, r * kc * MR, b_panel, b_base, from_source, b_start, ldb, kc, out, start, n_size,
-                            rows, cols, accumulate, finish, shift, m0 + r * MR, low, cap, NR_VECTORS)
+                tile_update(a_panel, r * kc * MR, b_panel, b_base, from_source, b_start, ldb, ahead, kc, out, start,
+                            n_size, rows, cols, accumulate, finish, shift, m0 + r * MR, low, cap, NR_VECTORS)
             else:  # a thin last panel: one vector wide
-                tile_update(a_panel, r * kc * MR, b_panel, b_base, from_source, b_start, ldb, kc, out, start, n_size,
-                            rows, cols, accumulate, finish, shift, m0 + r * MR, low, cap, 1)
+                tile_update(a_panel, r * kc * MR, b_panel, b_base, from_source, b_start, ldb, ahead, kc, out, start,
+                            n_size, rows, cols, accumulate, finish, shift, m0 + r * MR, low, cap, 1)
 
 
 @njit(inline="always")

@@ -174,12 +174,13 @@ def _check_float_array(name, array):
 
 
 @intrinsic
-def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_start, ldb, kc, c, c_start, ldc,
-                rows, cols, accumulate, finish, shift, shift_start, low, cap, vectors):
+def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_start, ldb, b_ahead, kc, c, c_start,
+                ldc, rows, cols, accumulate, finish, shift, shift_start, low, cap, vectors):
     """c[c_start + i·ldc + j] (+)= Σ_{k<kc} a_panel[a_start + k·MR + i] · B[b_start + k·ldb + j], B being
     b_source where from_source is true (a row-major B read in place), else b_panel (packed, ldb = NR); where
     `finish` (the tile's last update), then + shift[shift_start + i] and clamped to [low, cap] — the
-    convolution's bias and ReLU in the write-back (NaN passes).
+    convolution's bias and ReLU in the write-back (NaN passes). While it reads B's row k, the tile asks for
+    the lines at B[b_start + k·ldb + b_ahead + j] (the caller's choice: rows further down, or the next panel).
 
     For i < rows ≤ MR, j < cols ≤ vectors·(vector width); the sums stay in MR·vectors registers for the
     whole k loop. `vectors` (a literal, 1 or NR_VECTORS) narrows the tile for a last, thin panel."""
@@ -189,9 +190,9 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
     used = vectors.literal_value
 
     def codegen(context, builder, sig, args):
-        (a_arr, a_start, b_arr, b_src, from_source, b_start, ldb, kc, c_arr, c_start, ldc, rows, cols, accumulate,
-         finish, shift_arr, shift_start, low, cap, _) = args
-        elem = context.get_data_type(sig.args[8].dtype)
+        (a_arr, a_start, b_arr, b_src, from_source, b_start, ldb, b_ahead, kc, c_arr, c_start, ldc, rows, cols,
+         accumulate, finish, shift_arr, shift_start, low, cap, _) = args
+        elem = context.get_data_type(sig.args[9].dtype)
         size = context.get_abi_sizeof(elem)
         vec, fmuladd, masked_load, masked_store, _ = _vector_ops(context, builder, elem)
         width = vec.count
@@ -214,7 +215,7 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
         prefetch = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [ir.PointerType(ir.IntType(8)), i32, i32, i32]),
             "llvm.prefetch.p0")
-        c_first = builder.gep(data(8, c_arr), [c_start])
+        c_first = builder.gep(data(9, c_arr), [c_start])
 
         def ask_for_c():
             # the tile's rows of c, swept once a depth block and so in L3 or memory, are asked for while the
@@ -232,11 +233,12 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
         masks = [builder.icmp_signed("<", lane, splat(builder.sub(cols, const(v * width))))
                  for v in range(used)]
 
-        # B streams past the tile from L2 while the A micro-panel is reused from L1; its rows are asked for
-        # PREFETCH_AHEAD steps early, one prefetch a cache line, as BLIS and OpenBLAS do (Ice Lake-SP, 2048²
-        # float32: 0.97-0.99 -> 1.02-1.05 of OpenBLAS); a prefetch never faults, so rows past kc may be asked
+        # B streams past the tile from L2 while the A micro-panel is reused from L1; its lines b_ahead further on
+        # are asked for a step early, one prefetch a cache line, as BLIS and OpenBLAS do (PREFETCH_AHEAD rows
+        # down, Ice Lake-SP 2048² float32: 0.97-0.99 -> 1.02-1.05 of OpenBLAS); a prefetch never faults, so
+        # rows past kc and columns past B's may be asked for
         def ask_ahead(b_row):
-            later = builder.gep(b_row, [builder.mul(const(PREFETCH_AHEAD), ldb)])
+            later = builder.gep(b_row, [b_ahead])
             for at in range(0, used * width, max(1, LINE_BYTES // size)):
                 address = builder.bitcast(builder.gep(later, [const(at)]), ir.PointerType(ir.IntType(8)))
                 builder.call(prefetch, [address, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
@@ -272,8 +274,8 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
         sums = _either_values(builder, partial, lambda: k_loop(True), lambda: k_loop(False))
 
         # write back rows i < rows; lanes past cols are masked off, old values read only if accumulating
-        c_ptr = builder.gep(data(8, c_arr), [c_start])
-        shift_ptr = builder.gep(data(15, shift_arr), [shift_start])
+        c_ptr = builder.gep(data(9, c_arr), [c_start])
+        shift_ptr = builder.gep(data(16, shift_arr), [shift_start])
         low_vec, cap_vec = splat(low), splat(cap)
 
         def finished(value, i, epilogue):
@@ -322,8 +324,8 @@ def tile_update(typingctx, a_panel, a_start, b_panel, b_source, from_source, b_s
         _once_a_tile(builder, finish, write_back)
         return context.get_dummy_value()
 
-    return types.none(a_panel, a_start, b_panel, b_source, from_source, b_start, ldb, kc, c, c_start, ldc, rows,
-                      cols, accumulate, finish, shift, shift_start, low, cap, vectors), codegen
+    return types.none(a_panel, a_start, b_panel, b_source, from_source, b_start, ldb, b_ahead, kc, c, c_start, ldc,
+                      rows, cols, accumulate, finish, shift, shift_start, low, cap, vectors), codegen
 
 
 @intrinsic
