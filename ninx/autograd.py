@@ -65,31 +65,33 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        """Run the op on Tensors and, when any input requires grad, record it in the graph."""
+        """Run the op on Tensors and, when any input requires grad, record it in the graph. (A tiny layer's
+        op costs little more than this: list comprehensions over the inputs, not generators, and one pass
+        for what the graph records.)"""
         Tensor = tensor.Tensor
         fn = cls(**params)
         tensors = [x for x in inputs if isinstance(x, Tensor)]
-        fn.backend = tensor.common_backend(tensors)
+        fn.backend = tensors[0].backend if len(tensors) == 1 else tensor.common_backend(tensors)
         raw = fn.forward(*[x.data if isinstance(x, Tensor) else x for x in inputs])
         backend = fn.backend  # read after forward: ToDevice sets its target there
         # reductions to a scalar give numpy scalars: asarray keeps every Tensor's data an array
         asarray = backend.xp.asarray
-        outputs = (tuple(Tensor(asarray(y), backend) for y in raw) if isinstance(raw, tuple) else
-                   (Tensor(asarray(raw), backend),))
-        if _grad_enabled and any(x.requires_grad for x in tensors):
-            FLOAT_DTYPES = tensor.FLOAT_DTYPES
-            fn.inputs = inputs
-            fn.input_versions = tuple(x._version for x in tensors)
-            fn.needs_grad = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
-            fn.generation = max(x.generation for x in tensors)
-            fn.outputs = [weakref.ref(y) for y in outputs]
-            for y in outputs:
-                if y.dtype not in FLOAT_DTYPES:
-                    continue  # integer outputs (the indices of max) are not differentiable
-                y.requires_grad = True
-                y.creator = fn
-                y.generation = fn.generation + 1
-        return outputs if isinstance(raw, tuple) else outputs[0]
+        several = isinstance(raw, tuple)
+        outputs = tuple([Tensor(asarray(y), backend) for y in raw]) if several else (Tensor(asarray(raw), backend),)
+        if _grad_enabled:
+            needs_grad = tuple([isinstance(x, Tensor) and x.requires_grad for x in inputs])
+            if True in needs_grad:
+                fn.inputs, fn.needs_grad = inputs, needs_grad
+                fn.input_versions = tuple([x._version for x in tensors])
+                fn.generation = generation = max([x.generation for x in tensors])
+                fn.outputs = [weakref.ref(y) for y in outputs]
+                for y in outputs:
+                    if y.dtype not in tensor.FLOAT_DTYPES:
+                        continue  # integer outputs (the indices of max) are not differentiable
+                    y.requires_grad = True
+                    y.creator = fn
+                    y.generation = generation + 1
+        return outputs if several else outputs[0]
 
     def forward(self, *xs):
         raise NotImplementedError
