@@ -300,8 +300,8 @@ def _block_product(a_panel, b_panel, kc, nr, out, o, m0, mc, n0, nc, accumulate,
             start = (o * m_size + m0 + r * MR) * n_size + n0 + c * nr
             from_source = c < in_place
             b_start, ldb = (b_origin + c * nr, b_ld) if from_source else ((c - in_place) * kc * nr, nr)
-            # the first A micro-panel meets a B read in place coming from memory, 96-192 rows far apart (more
-            # streams than the hardware prefetchers follow): it asks for the next panel's rows, a tile ahead;
+            # the first A micro-panel meets a B read in place coming from memory, kc rows a whole row of B apart
+            # (more streams than the hardware prefetchers follow): it asks for the next panel's rows, a tile ahead;
             # the others find B in L2 and ask for rows PREFETCH_AHEAD steps down their own panel
             ahead = nr if from_source and r == 0 else PREFETCH_AHEAD * ldb
             if cols * NR_VECTORS > nr:
