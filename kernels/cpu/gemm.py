@@ -86,6 +86,10 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
      rows, a tile ahead, not 8 rows down its own (B comes from memory there, in 96–192 strided streams).
      128×(96×96 @ 96×784), one process alternating, new/old: float32 1.08–1.26, haswell target 1.15;
      192@13², 192@6², float64 and squares 0.97–1.02
+ 32: on the 2-core Ice Lake-SP: a tile of 8 rows × 3 vectors on 32 registers, not 12 × 2 (11 loads a k step
+     for 24 FMAs, not 14), a thin last panel in 1, 2 or 3 vectors. One process alternating, new/old: float64
+     1024², 2048², 96@28², 192@13², 192@6² 1.05, 1.13, 1.53, 1.08, 1.04; float32 0.99, 1.04, 0.92–1.03, 1.04,
+     0.74 (36 columns fill 3/4 of one 48-wide tile, where 32 + a shared tail of 4 did before)
 """
 import functools
 import math
@@ -304,10 +308,14 @@ def _block_product(a_panel, b_panel, kc, nr, out, o, m0, mc, n0, nc, accumulate,
             # (more streams than the hardware prefetchers follow): it asks for the next panel's rows, a tile ahead;
             # the others find B in L2 and ask for rows PREFETCH_AHEAD steps down their own panel
             ahead = nr if from_source and r == 0 else PREFETCH_AHEAD * ldb
-            if cols * NR_VECTORS > nr:
+            # a thin last panel takes the fewest vectors that hold its columns: 1, 2 or all of the tile's
+            if NR_VECTORS > 2 and cols * NR_VECTORS > 2 * nr:
                 tile_update(a_panel, r * kc * MR, b_panel, b_base, from_source, b_start, ldb, ahead, kc, out, start,
                             n_size, rows, cols, accumulate, finish, shift, m0 + r * MR, low, cap, NR_VECTORS)
-            else:  # a thin last panel: one vector wide
+            elif cols * NR_VECTORS > nr:
+                tile_update(a_panel, r * kc * MR, b_panel, b_base, from_source, b_start, ldb, ahead, kc, out, start,
+                            n_size, rows, cols, accumulate, finish, shift, m0 + r * MR, low, cap, 2)
+            else:
                 tile_update(a_panel, r * kc * MR, b_panel, b_base, from_source, b_start, ldb, ahead, kc, out, start,
                             n_size, rows, cols, accumulate, finish, shift, m0 + r * MR, low, cap, 1)
 
