@@ -88,8 +88,9 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
      192@13², 192@6², float64 and squares 0.97–1.02
  32: on the 2-core Ice Lake-SP: a tile of 8 rows × 3 vectors on 32 registers, not 12 × 2 (11 loads a k step
      for 24 FMAs, not 14), a thin last panel in 1, 2 or 3 vectors. One process alternating, new/old: float64
-     1024², 2048², 96@28², 192@13², 192@6² 1.05, 1.13, 1.53, 1.08, 1.04; float32 0.99, 1.04, 0.92–1.03, 1.04,
-     0.74 (36 columns fill 3/4 of one 48-wide tile, where 32 + a shared tail of 4 did before)
+     1024², 2048², 96@28², 192@13², 192@6² 1.05, 1.09–1.13, 1.23–1.53, 1.03–1.08, 1.04; float32 0.99–1.01,
+     1.04–1.08, 0.92–1.03, 0.95–1.04, 0.70–0.74 (36 columns fill 3/4 of one 48-wide tile, where 32 + a shared
+     tail of 4 did before); the training step about 0.94× (three alternating pairs)
 """
 import functools
 import math
