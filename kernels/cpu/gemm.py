@@ -91,6 +91,9 @@ The ladder, float32 GFLOP/s (1024², 2048²; 1×1 convs 96@28² / 192@13² / 192
      1024², 2048², 96@28², 192@13², 192@6² 1.05, 1.09–1.13, 1.23–1.53, 1.03–1.08, 1.04; float32 0.99–1.01,
      1.04–1.08, 0.92–1.03, 0.95–1.04, 0.70–0.74 (36 columns fill 3/4 of one 48-wide tile, where 32 + a shared
      tail of 4 did before); the training step about 0.94× (three alternating pairs)
+ 33: on the 2-core Zen 3: the rows whose B is read in place no longer follow kc (rung 28's kc of 320 there
+     had put its 192-row 1×1 convolutions in place). One process alternating, 31 rounds, new/old: float32
+     192@13² 1.15, float64 96@28² 1.14, the rest within noise; the training step within noise
 """
 import functools
 import math
@@ -109,6 +112,7 @@ from .gemm_ir import (MR, NR_VECTORS, PREFETCH_AHEAD, TARGET, VECTOR_BYTES, gath
 from .memory import ALIGN, aligned_empty
 
 SERIAL_FLOPS = 2_000_000  # below this much work one thread is faster than waking the others
+IN_PLACE_DEPTH = 512  # the A rows' depth in `in_place_rows`: float32's kc on every host when it was measured
 
 
 class Layout(NamedTuple):
@@ -196,12 +200,13 @@ def blocking(itemsize, target=TARGET):
 
 def in_place_rows(itemsize, target=TARGET):
     """The most rows of a product whose row-major B is read where it lies instead of packed: as many as half
-    of L2 holds kc-deep A rows of. Each of the product's M/MR micro-panels rereads the B block, and a B read
-    in place has rows a whole row of B apart (a 2048-wide B: 8 KiB, which maps them onto few cache sets), so
-    only a short product gains from skipping the pass that packs it (on the 2-core Zen 5, 1×1 conv 96@28²
-    0.74 → 0.83 of OpenBLAS, float64 0.84 → 1.16; squares read in place fell from 0.92 to 0.61–0.86)."""
-    kc = blocking(itemsize, target).kc
-    return max(MR, target.l2 // 2 // (kc * itemsize) // MR * MR)
+    of L2 holds IN_PLACE_DEPTH-deep A rows of. Each of the product's M/MR micro-panels rereads the B block, and
+    a B read in place has rows a whole row of B apart (a 2048-wide B: 8 KiB, which maps them onto few cache
+    sets), so only a short product gains from skipping the pass that packs it (on the 2-core Zen 5, 1×1 conv
+    96@28² 0.74 → 0.83 of OpenBLAS, float64 0.84 → 1.16; squares read in place fell from 0.92 to 0.61–0.86).
+    The depth is fixed, not kc: when kc fell to 320 on the Zen 3 (rung 28), its 192-row products went in
+    place and ran 0.80–0.89× as fast as packed (rung 33)."""
+    return max(MR, target.l2 // 2 // (IN_PLACE_DEPTH * itemsize) // MR * MR)
 
 
 def _balanced(extent, most, step):
