@@ -18,7 +18,7 @@ from hypothesis import given, settings, strategies as st
 from ninx_kernels.cpu.borrowed import borrowed
 from ninx_kernels.cpu.gemm import (IN_PLACE_DEPTH, MR, NR_VECTORS, Gathered, blocking, gemm, in_place_rows, pack,
                                    tile_columns)
-from ninx_kernels.cpu.gemm_ir import PREFETCH_TAIL, VECTOR_BYTES, gather_padded
+from ninx_kernels.cpu.gemm_ir import PREFETCH_TAIL, VECTOR_BYTES, copy_run, gather_padded
 from ninx_kernels.target import Target
 
 DTYPES = (np.float32, np.float64)
@@ -357,6 +357,31 @@ def test_a_strided_run_is_moved_padded_with_zeros_reading_nothing_past_its_last_
                 assert np.array_equal(dst, expected), (step, width, count)
                 del src
                 region.close()
+
+
+@numba.njit
+def _copied(src, src_start, count, dst, dst_start):
+    copy_run(src, src_start, count, dst, dst_start)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="maps a guard page with Linux's mprotect")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_run_is_copied_touching_nothing_outside_it(dtype):
+    """copy_run, for every count up to three vectors and one more: dst[at + j] = src[start + j] for j < count
+    (whole vectors, then one ending at count or two overlapping parts of one), nothing written around the
+    run, and no read past its last element."""
+    lanes = VECTOR_BYTES // np.dtype(dtype).itemsize
+    for count in range(3 * lanes + 2):
+        for start, at in ((0, 0), (1, 3)):
+            src, region = _ending_at_a_guard_page((start + count or 1,), dtype)
+            src[...] = np.arange(1, src.size + 1)
+            dst = np.full(at + count + lanes, np.nan, dtype)
+            _copied(src, start, count, dst, at)
+            expected = np.full_like(dst, np.nan)
+            expected[at:at + count] = src[start:start + count]
+            assert np.array_equal(dst, expected, equal_nan=True), (count, start, at)
+            del src
+            region.close()
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="maps a guard page with Linux's mprotect")

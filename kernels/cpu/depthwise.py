@@ -40,6 +40,11 @@ process alternating, time new/old): 576@14²/2 forward 0.89–0.93, input gradie
 (no mask registers): 576@14²/2 forward 0.63–0.69, 960@7² 0.65–0.67 / 0.73 / 0.75–0.81. Splitting the columns
 into phases as well (a quarter of the positions at stride 2) ran 1.2–2.0× slower: each row became sw runs of
 strided moves, and the copies then cost more than the taps saved.
+On the 2-core Zen 3 (AVX2), the copies were 65–80% of the forward's time (a build without them: 0.20–0.37×).
+A plane row now goes in and out as one run of plain vector moves (`copy_run`), not runs of one register
+tile's width moved by masked ones (vmaskmov). One process alternating, time new/old, float32 forward, input
+gradient, weight gradient: 960@7² 0.61, 0.64, 0.61; 576@14²/2 0.77, 0.84, 0.67; 192@28² 0.70, 0.86, 0.70;
+144@56² 0.98–1.01; float64 forward 0.87–0.94. Not yet measured on AVX-512, where the masked moves were cheap.
 """
 import functools
 from typing import NamedTuple
@@ -48,7 +53,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .gemm_ir import NR_VECTORS, TARGET, VECTOR_BYTES, gather_padded
+from .gemm_ir import NR_VECTORS, TARGET, VECTOR_BYTES, copy_run, gather_padded
 
 STACK_BYTES = TARGET.l1d // 4  # a stack of planes: it and its outputs stay in L1 through the taps
 
@@ -93,9 +98,10 @@ def plane_runs(g, stack, itemsize):
     count) rows: `count` elements of plane row iy from column ix on, to flat position at of the frames on
     (every sw-th for the output's), the image's offset t·period·pitch aside. Taken once a geometry, so that
     a plane's copy does no division (a row's phase and place in a plane's loop took 5× the copy's time)."""
-    chunk = NR_VECTORS * VECTOR_BYTES // itemsize  # the most elements one gather_padded moves
-    x_runs = [(iy, ix, (g.ph + iy) % g.sh * stack.phase_size + (g.ph + iy) // g.sh * stack.pitch + g.pw + ix,
-               min(chunk, g.w - ix)) for iy in range(g.h) for ix in range(0, g.w, chunk)]
+    # a plane row is one run, except out of a strided grid: there a run is at most what one gather_padded moves
+    chunk = g.ow if g.sw == 1 else NR_VECTORS * VECTOR_BYTES // itemsize
+    x_runs = [(iy, 0, (g.ph + iy) % g.sh * stack.phase_size + (g.ph + iy) // g.sh * stack.pitch + g.pw, g.w)
+              for iy in range(g.h)]
     y_runs = [(oy, ox, oy * stack.pitch + ox * g.sw, min(chunk, g.ow - ox)) for oy in range(g.oh)
               for ox in range(0, g.ow, chunk)]
     return np.array(x_runs, dtype=np.int64), np.array(y_runs, dtype=np.int64)
@@ -104,17 +110,19 @@ def plane_runs(g, stack, itemsize):
 @njit(inline="always")
 def _plane_copy(plane, frame, runs, top, step, into):
     """plane (H × W) into frames by its `plane_runs` (`into`), or back out of them, top elements on, every
-    step-th element of the frames: masked vector moves (`gather_padded`: 7×7 planes, element by element,
-    took most of a stack's time; a step of 2 read by two loads and a shuffle), or element by element onto a
-    strided grid."""
+    step-th element of the frames: a row at a time by plain vector moves (`copy_run`: 7×7 planes, element by
+    element, took most of a stack's time, and masked moves did on the Zen 3), out of a strided grid by masked
+    ones (`gather_padded`: a step of 2 read by two loads and a shuffle), onto one element by element."""
     w = plane.shape[1]
     for run in range(runs.shape[0]):
         iy, ix, at, count = runs[run, 0], runs[run, 1], top + runs[run, 2], runs[run, 3]
-        if into and step != 1:
+        if step == 1 and into:
+            copy_run(plane, iy * w + ix, count, frame, at)
+        elif step == 1:
+            copy_run(frame, at, count, plane, iy * w + ix)
+        elif into:
             for q in range(count):
                 frame[at + q * step] = plane[iy, ix + q]
-        elif into:
-            gather_padded(plane, iy * w + ix, 1, count, frame, at, count)
         else:
             gather_padded(frame, at, step, count, plane, iy * w + ix, count)
 
