@@ -14,10 +14,12 @@ process of its own, with its own environment:
   same vectors (`reference_coretype`: Haswell for AVX2), and OpenBLAS's own kernel is timed as well, as a
   second column. The JSON records threadpoolctl's view of each BLAS, kernel ("architecture") included.
 Separate processes cannot be timed call by call alternately, as the rest of the suite is (see `timing`), so
-they alternate in ROUNDS rounds instead — ninx, numpy; numpy, ninx; ninx, numpy — each child timing a third
-of the calls. A case's ratio is the median of its three per-round ratios, so that a slow spell of a shared
+they alternate in ROUNDS rounds instead — ninx, numpy; numpy, ninx; ninx, numpy; … — each child timing a
+ROUNDS-th of the calls. A case's ratio is the median of its per-round ratios, so that a slow spell of a shared
 machine, which lands on one child, moves one round's ratio and not the result; its GFLOP/s is the median of
-all its calls. The load averages before and after are recorded too.
+all its calls. Five rounds, not three: on the 2-core Zen 3 one process's 2048² ran at 92–167 GFLOP/s from one
+3-second spell to the next, and two suites of three rounds an hour apart, with the same float64 code, gave
+its squares 1.03–1.28 and 0.78–0.92× OpenBLAS. The load averages before and after are recorded too.
 
 A 1×1 convolution of a batch is Y[n] = W (C_out × C_in) @ X[n] (C_in × H·W): ninx runs it as one call with
 W broadcast over the batch, numpy as np.matmul(W, X) with X of shape (N, C_in, H·W).
@@ -45,7 +47,7 @@ SQUARE = (256, 512, 1024, 2048, 4096)
 QUICK_SQUARE = (256, 512)
 QUICK_BATCH = 2
 RESULTS = Path(__file__).resolve().parent / "results"
-ROUNDS = 3  # alternating pairs of child processes (one in a --quick run)
+ROUNDS = 5  # alternating pairs of child processes (one in a --quick run)
 CORETYPES = {32: "Haswell"}  # OpenBLAS's kernel for a target of that many vector bytes (AVX2 + FMA)
 
 
