@@ -134,6 +134,38 @@ def test_a_mobilenet_sized_depthwise_layer_matches_the_reference(device):
                      magnitude=ref.conv2d(abs(x), abs(w), stride=2, padding=1, groups=16))
 
 
+def _tap_windows(x_padded, kh, kw, stride, oh, ow):
+    """{(i, j): the (N, C, oh, ow) view of x_padded that tap (i, j) reads for every output}."""
+    return {(i, j): x_padded[:, :, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride]
+            for i in range(kh) for j in range(kw)}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_rows_wider_than_several_vectors_give_the_definitions_values_and_gradients(device, dtype, stride):
+    """Plane rows of 53 (more than three vectors of any target) go in and out of the frames as one run
+    each: the forward, the input gradient and the weight gradient match sums over the taps written from
+    the definition (each tap a strided view of the padded input)."""
+    x, w = values((2, 3, 37, 53), 21), values((3, 1, 3, 3), 22) / 3
+    oh, ow = (37 - 1) // stride + 1, (53 - 1) // stride + 1
+    gy = values((2, 3, oh, ow), 23)
+    windows = _tap_windows(np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), 3, 3, stride, oh, ow)
+    y_ref = sum(w[None, :, 0, i, j, None, None] * view for (i, j), view in windows.items())
+    gw_ref = np.array([[[(gy[:, c] * windows[i, j][:, c]).sum() for j in range(3)] for i in range(3)]
+                       for c in range(3)])[:, None]
+    gx_padded = np.zeros((2, 3, 39, 55))
+    for i, j in windows:
+        gx_padded[:, :, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride] += \
+            w[None, :, 0, i, j, None, None] * gy
+    xt, wt = (ninx.tensor(a, dtype=dtype, device=device, requires_grad=True) for a in (x, w))
+    y = F.conv2d(xt, wt, stride=stride, padding=1, groups=3)
+    y.backward(ninx.tensor(gy, dtype=dtype, device=device))
+    tolerance = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y.numpy(), y_ref, **tolerance)
+    np.testing.assert_allclose(xt.grad.numpy(), gx_padded[:, :, 1:-1, 1:-1], **tolerance)
+    np.testing.assert_allclose(wt.grad.numpy(), gw_ref, **dict(tolerance, atol=1e-2 if dtype == np.float32 else 1e-10))
+
+
 @pytest.mark.parametrize("kernel, stride, padding, dilation", [((3, 3), 2, 1, 1), ((1, 3), 1, 2, 1),
                                                                ((3, 2), (1, 2), (0, 1), 2),
                                                                ((3, 4), (2, 3), (2, 1), (2, 1)),

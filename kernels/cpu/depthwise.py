@@ -42,9 +42,10 @@ into phases as well (a quarter of the positions at stride 2) ran 1.2–2.0× slo
 strided moves, and the copies then cost more than the taps saved.
 On the 2-core Zen 3 (AVX2), the copies were 65–80% of the forward's time (a build without them: 0.20–0.37×).
 A plane row now goes in and out as one run of plain vector moves (`copy_run`), not runs of one register
-tile's width moved by masked ones (vmaskmov). One process alternating, time new/old, float32 forward, input
-gradient, weight gradient: 960@7² 0.61, 0.64, 0.61; 576@14²/2 0.77, 0.84, 0.67; 192@28² 0.70, 0.86, 0.70;
-144@56² 0.98–1.01; float64 forward 0.87–0.94. Not yet measured on AVX-512, where the masked moves were cheap.
+tile's width moved by masked ones (vmaskmov); rows on a strided grid still go by those. One process
+alternating, time new/old, float32 forward, input gradient, weight gradient: 960@7² 0.61, 0.64, 0.61;
+576@14²/2 0.77, 0.84, 0.67; 192@28² 0.70, 0.86, 0.70; 144@56² 0.98–1.01; float64 forward 0.87–0.94. Not
+yet measured on AVX-512, where the masked moves were cheap.
 """
 import functools
 from typing import NamedTuple
@@ -98,7 +99,7 @@ def plane_runs(g, stack, itemsize):
     count) rows: `count` elements of plane row iy from column ix on, to flat position at of the frames on
     (every sw-th for the output's), the image's offset t·period·pitch aside. Taken once a geometry, so that
     a plane's copy does no division (a row's phase and place in a plane's loop took 5× the copy's time)."""
-    # a plane row is one run, except out of a strided grid: there a run is at most what one gather_padded moves
+    # a plane row is one run, except on a strided grid: there a run is at most what one gather_padded moves
     chunk = g.ow if g.sw == 1 else NR_VECTORS * VECTOR_BYTES // itemsize
     x_runs = [(iy, 0, (g.ph + iy) % g.sh * stack.phase_size + (g.ph + iy) // g.sh * stack.pitch + g.pw, g.w)
               for iy in range(g.h)]

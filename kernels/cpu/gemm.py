@@ -205,7 +205,7 @@ def in_place_rows(itemsize, target=TARGET):
     sets), so only a short product gains from skipping the pass that packs it (on the 2-core Zen 5, 1×1 conv
     96@28² 0.74 → 0.83 of OpenBLAS, float64 0.84 → 1.16; squares read in place fell from 0.92 to 0.61–0.86).
     The depth is fixed, not kc: when kc fell to 320 on the Zen 3 (rung 28), its 192-row products went in
-    place and ran 0.80–0.89× as fast as packed (rung 33)."""
+    place, as did float64's 96-row ones, and ran 0.83–0.90× as fast as packed (rung 33)."""
     return max(MR, target.l2 // 2 // (IN_PLACE_DEPTH * itemsize) // MR * MR)
 
 

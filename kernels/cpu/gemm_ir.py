@@ -505,8 +505,10 @@ def copy_run(typingctx, src, src_start, count, dst, dst_start):
     then the rest as one whole vector ending at count, or, in a run shorter than a vector, as two moves of
     the widest power-of-two part of a vector that fits, overlapping (memcpy's trick for short copies). A
     depthwise plane's rows go in and out of its frames this way: with masked moves (AVX2's vmaskmov on the
-    Zen 3) 7×7 planes spent 3/4 of the layer's time in the copies."""
+    Zen 3) 7×7 planes spent 3/4 of the layer's time in the copies. count ≥ 0; the two runs must not overlap."""
     _check_float_array("copy_run", dst)
+    if not isinstance(src, types.Array) or src.dtype != dst.dtype:
+        raise errors.TypingError("copy_run copies between arrays of one dtype")
 
     def codegen(context, builder, sig, args):
         src_arr, src_start, count, dst_arr, dst_start = args
