@@ -1,4 +1,6 @@
 """The GEMM core's code in LLVM IR: the register-tile micro-kernel and the vector moves that pack its panels.
+The direct convolution's tile (`window_tile`) and the depthwise kernels' row moves (`gather_padded`,
+`copy_run`) live here too, beside the helpers they share.
 
 Each is a Numba `@intrinsic`, so it inlines into the Numba loops of `gemm` and runs on the registers of the
 target Numba compiles for (`ninx_kernels.target`). The tile is MR rows × NR_VECTORS vectors: its MR·NR_VECTORS
